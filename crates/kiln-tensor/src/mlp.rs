@@ -1,0 +1,261 @@
+//! Multi-layer perceptrons, the workhorse of every policy and critic in Kiln.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor, activation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TensorError};
+
+/// The nonlinearity between hidden layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `max(0, x)`.
+    #[default]
+    Relu,
+    /// `tanh(x)` (CleanRL's PPO default).
+    Tanh,
+    /// `x * sigmoid(x)` (Mish-like smooth ReLU used by diffusion policies).
+    Silu,
+    /// Gaussian error linear unit.
+    Gelu,
+    /// `x` for `x > 0`, `exp(x) - 1` otherwise.
+    Elu,
+}
+
+impl Activation {
+    /// Applies the activation elementwise.
+    pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => activation::relu(x),
+            Activation::Tanh => activation::tanh(x),
+            Activation::Silu => activation::silu(x),
+            Activation::Gelu => activation::gelu(x),
+            Activation::Elu => activation::elu(x, 1.0),
+        }
+    }
+
+    /// The orthogonal-initialization gain customarily paired with this activation.
+    pub fn gain(self) -> f64 {
+        match self {
+            Activation::Tanh => 5.0 / 3.0,
+            _ => std::f64::consts::SQRT_2,
+        }
+    }
+}
+
+/// How weights are initialized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum MlpInit {
+    /// PyTorch's `nn.Linear` default: Kaiming-uniform with `a = sqrt(5)` on weights and biases.
+    #[default]
+    Default,
+    /// Orthogonal weights with gain `hidden_gain` (the final layer uses `output_scale` as its
+    /// gain) and zero biases: the CleanRL / SB3 convention for PPO.
+    Orthogonal {
+        /// Gain of the hidden layers (sqrt(2) for ReLU and Tanh in CleanRL).
+        hidden_gain: f64,
+    },
+}
+
+/// Configuration of an [`Mlp`].
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Layer widths from input to output, e.g. `[17, 256, 256, 6]`.
+    pub sizes: Vec<usize>,
+    /// Activation between hidden layers (none after the last layer).
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
+    /// Apply layer normalization after each hidden linear layer (before the activation).
+    #[config(default = false)]
+    pub layer_norm: bool,
+    /// Weight initialization.
+    #[config(default = "MlpInit::Default")]
+    pub init: MlpInit,
+    /// Multiplies the final layer's initial weights and biases (e.g. 0.01 for a policy head,
+    /// 1.0 for a value head). With orthogonal init it is the final layer's gain.
+    #[config(default = 1.0)]
+    pub output_scale: f64,
+}
+
+/// A multi-layer perceptron: `Linear -> [LayerNorm] -> act -> ... -> Linear`.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+    norms: Vec<LayerNorm>,
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl MlpConfig {
+    /// Checks the widths.
+    pub fn validate(&self) -> Result<()> {
+        if self.sizes.len() < 2 {
+            return Err(TensorError::InvalidConfig {
+                field: "sizes",
+                value: format!("{:?}", self.sizes),
+                reason: "need at least an input and an output width",
+            });
+        }
+        if self.sizes.contains(&0) {
+            return Err(TensorError::InvalidConfig {
+                field: "sizes",
+                value: format!("{:?}", self.sizes),
+                reason: "every width must be at least 1",
+            });
+        }
+        if !self.output_scale.is_finite() {
+            return Err(TensorError::InvalidConfig {
+                field: "output_scale",
+                value: self.output_scale.to_string(),
+                reason: "must be finite",
+            });
+        }
+        Ok(())
+    }
+
+    /// Builds the network on `device`.
+    pub fn init(&self, device: &Device) -> Result<Mlp> {
+        self.validate()?;
+        let n = self.sizes.len() - 1;
+        let mut layers = Vec::with_capacity(n);
+        let mut norms = Vec::new();
+        for (i, w) in self.sizes.windows(2).enumerate() {
+            let last = i + 1 == n;
+            let layer = match self.init {
+                MlpInit::Default => {
+                    let layer = LinearConfig::new(w[0], w[1]).init(device);
+                    if last && self.output_scale != 1.0 {
+                        scale_linear(layer, self.output_scale)
+                    } else {
+                        layer
+                    }
+                }
+                MlpInit::Orthogonal { hidden_gain } => {
+                    let gain = if last { self.output_scale } else { hidden_gain };
+                    let layer = LinearConfig::new(w[0], w[1])
+                        .with_initializer(Initializer::Orthogonal { gain })
+                        .init(device);
+                    Linear {
+                        weight: layer.weight,
+                        bias: Some(Param::from_tensor(Tensor::zeros([w[1]], device))),
+                    }
+                }
+            };
+            layers.push(layer);
+            if self.layer_norm && !last {
+                norms.push(LayerNormConfig::new(w[1]).init(device));
+            }
+        }
+        Ok(Mlp {
+            layers,
+            norms,
+            activation: self.activation,
+        })
+    }
+}
+
+fn scale_linear(layer: Linear, scale: f64) -> Linear {
+    Linear {
+        weight: layer.weight.map(|w| w.mul_scalar(scale)),
+        bias: layer.bias.map(|b| b.map(|b| b.mul_scalar(scale))),
+    }
+}
+
+impl Mlp {
+    /// Applies the network to `[..., in]` and returns `[..., out]`.
+    pub fn forward<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
+        let n = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i + 1 < n {
+                if let Some(norm) = self.norms.get(i) {
+                    x = norm.forward(x);
+                }
+                x = self.activation.forward(x);
+            }
+        }
+        x
+    }
+
+    /// Input width.
+    pub fn input_dim(&self) -> usize {
+        self.layers[0].weight.dims()[0]
+    }
+
+    /// Output width.
+    pub fn output_dim(&self) -> usize {
+        self.layers[self.layers.len() - 1].weight.dims()[1]
+    }
+
+    /// Number of linear layers.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cpu, to_vec};
+
+    #[test]
+    fn shapes_and_param_count() {
+        let device = cpu();
+        let mlp = MlpConfig::new(vec![17, 256, 256, 6]).init(&device).unwrap();
+        assert_eq!(mlp.num_params(), 17 * 256 + 256 + 256 * 256 + 256 + 256 * 6 + 6);
+        let y = mlp.forward(Tensor::<2>::zeros([5, 17], &device));
+        assert_eq!(y.dims(), [5, 6]);
+        assert_eq!((mlp.input_dim(), mlp.output_dim(), mlp.depth()), (17, 6, 3));
+    }
+
+    #[test]
+    fn layer_norm_adds_parameters() {
+        let device = cpu();
+        let mlp = MlpConfig::new(vec![4, 8, 8, 2])
+            .with_layer_norm(true)
+            .init(&device)
+            .unwrap();
+        assert_eq!(mlp.num_params(), (4 * 8 + 8) + (8 * 8 + 8) + (8 * 2 + 2) + 2 * 16);
+    }
+
+    #[test]
+    fn orthogonal_init_is_orthogonal_with_zero_bias() {
+        let device = cpu();
+        let mlp = MlpConfig::new(vec![8, 8, 3])
+            .with_init(MlpInit::Orthogonal {
+                hidden_gain: std::f64::consts::SQRT_2,
+            })
+            .with_output_scale(0.01)
+            .init(&device)
+            .unwrap();
+        let w = mlp.layers[0].weight.val();
+        let wtw = to_vec(w.clone().transpose().matmul(w));
+        for i in 0..8 {
+            for j in 0..8 {
+                let want = if i == j { 2.0 } else { 0.0 };
+                assert!((wtw[i * 8 + j] - want).abs() < 1e-4, "{i},{j}: {}", wtw[i * 8 + j]);
+            }
+        }
+        let b = to_vec(mlp.layers[0].bias.as_ref().unwrap().val());
+        assert!(b.iter().all(|&x| x == 0.0));
+        // Output head rows have norm 0.01 (orthogonal rows scaled by the gain).
+        let w = mlp.layers[1].weight.val();
+        let norms = to_vec(w.powi_scalar(2).sum_dim(0).sqrt());
+        for n in norms {
+            assert!((n - 0.01).abs() < 1e-5, "{n}");
+        }
+    }
+
+    #[test]
+    fn rejects_degenerate_sizes() {
+        let device = cpu();
+        let e = MlpConfig::new(vec![4]).init(&device).unwrap_err().to_string();
+        assert!(e.contains("sizes"), "{e}");
+        let e = MlpConfig::new(vec![4, 0, 2]).init(&device).unwrap_err().to_string();
+        assert!(e.contains("sizes"), "{e}");
+    }
+}
