@@ -99,7 +99,10 @@ fn not_compiled(requested: Backend) -> TensorError {
 
 /// The backends compiled into this build, in order of preference.
 pub fn compiled_backends() -> Vec<Backend> {
-    Backend::ALL.into_iter().filter(|b| b.is_compiled()).collect()
+    Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_compiled())
+        .collect()
 }
 
 /// The device Kiln will run on, and why.

@@ -37,9 +37,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
@@ -52,10 +58,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn save_checkpoint<M: Module, C: Serialize>(module: &M, config: &C, stem: &Path) -> Result<()> {
     let weights = weights_path(stem);
     let mut store = SafetensorsStore::from_bytes(None);
-    module.save_into(&mut store).map_err(|e| TensorError::Checkpoint {
-        path: weights.clone(),
-        message: e.to_string(),
-    })?;
+    module
+        .save_into(&mut store)
+        .map_err(|e| TensorError::Checkpoint {
+            path: weights.clone(),
+            message: e.to_string(),
+        })?;
     let bytes = store.get_bytes().map_err(|e| TensorError::Checkpoint {
         path: weights.clone(),
         message: e.to_string(),
@@ -91,14 +99,18 @@ pub fn load_checkpoint<M: Module>(mut module: M, stem: &Path) -> Result<M> {
         message,
     };
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    let result = module.load_from(&mut store).map_err(|e| fail(e.to_string()))?;
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| fail(e.to_string()))?;
     if let Some(err) = result.errors.first() {
         return Err(fail(match err {
             ApplyError::ShapeMismatch {
                 path,
                 expected,
                 found,
-            } => format!("tensor `{path}` has shape {found:?} in the file but the module expects {expected:?}"),
+            } => format!(
+                "tensor `{path}` has shape {found:?} in the file but the module expects {expected:?}"
+            ),
             other => other.to_string(),
         }));
     }

@@ -80,8 +80,7 @@ impl DiagGaussian {
         let var1 = self.log_std.clone().mul_scalar(2.0).exp();
         let var2 = other.log_std.clone().mul_scalar(2.0).exp();
         let diff2 = (self.mean.clone() - other.mean.clone()).powi_scalar(2);
-        (other.log_std.clone() - self.log_std.clone() + (var1 + diff2) / var2.mul_scalar(2.0)
-            - 0.5)
+        (other.log_std.clone() - self.log_std.clone() + (var1 + diff2) / var2.mul_scalar(2.0) - 0.5)
             .sum_dim(1)
             .squeeze_dim(1)
     }
@@ -176,7 +175,12 @@ impl TanhGaussian {
         let w = Tensor::<1>::from_data(TensorData::new(weights.to_vec(), [k]), &device)
             .reshape([1, 1, k]);
         let u = self.base.mean.clone().reshape([b, a, 1])
-            + self.base.std().reshape([b, a, 1]).mul_scalar(std::f64::consts::SQRT_2) * x;
+            + self
+                .base
+                .std()
+                .reshape([b, a, 1])
+                .mul_scalar(std::f64::consts::SQRT_2)
+                * x;
         let softplus = activation::softplus(u.clone().mul_scalar(-2.0), 1.0);
         let f = (u.neg() - softplus + LN_2).mul_scalar(2.0);
         let expectation = (f * w).sum_dim(2).mul_scalar(1.0 / PI.sqrt()); // [B, A, 1]

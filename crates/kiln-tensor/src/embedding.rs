@@ -4,9 +4,16 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// Embeds each scalar `t[i]` as `[sin(t w_0), ..., sin(t w_{h-1}), cos(t w_0), ..., cos(t w_{h-1})]`
-/// with `w_k = max_period^(-k / h)` and `h = dim / 2`: `[B] -> [B, dim]`. `dim` must be even.
+/// with `w_k = max_period^(-k / h)` and `h = dim / 2`: `[B] -> [B, dim]`.
+///
+/// # Panics
+///
+/// When `dim` is odd or zero (a configuration error that model constructors validate first).
 pub fn sinusoidal_embedding(t: Tensor<1>, dim: usize, max_period: f64) -> Tensor<2> {
-    assert!(dim % 2 == 0 && dim > 0, "embedding dim must be even and positive, got {dim}");
+    assert!(
+        dim.is_multiple_of(2) && dim > 0,
+        "embedding dim must be even and positive, got {dim}"
+    );
     let half = dim / 2;
     let device: Device = t.device();
     let freqs: Vec<f32> = (0..half)

@@ -77,8 +77,7 @@ struct Flatten {
 impl ModuleVisitor for Flatten {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let data = param.val().into_data();
-        self.out
-            .extend(data.iter::<f32>());
+        self.out.extend(data.iter::<f32>());
     }
 }
 

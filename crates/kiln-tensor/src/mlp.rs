@@ -206,7 +206,10 @@ mod tests {
     fn shapes_and_param_count() {
         let device = cpu();
         let mlp = MlpConfig::new(vec![17, 256, 256, 6]).init(&device).unwrap();
-        assert_eq!(mlp.num_params(), 17 * 256 + 256 + 256 * 256 + 256 + 256 * 6 + 6);
+        assert_eq!(
+            mlp.num_params(),
+            17 * 256 + 256 + 256 * 256 + 256 + 256 * 6 + 6
+        );
         let y = mlp.forward(Tensor::<2>::zeros([5, 17], &device));
         assert_eq!(y.dims(), [5, 6]);
         assert_eq!((mlp.input_dim(), mlp.output_dim(), mlp.depth()), (17, 6, 3));
@@ -219,7 +222,10 @@ mod tests {
             .with_layer_norm(true)
             .init(&device)
             .unwrap();
-        assert_eq!(mlp.num_params(), (4 * 8 + 8) + (8 * 8 + 8) + (8 * 2 + 2) + 2 * 16);
+        assert_eq!(
+            mlp.num_params(),
+            (4 * 8 + 8) + (8 * 8 + 8) + (8 * 2 + 2) + 2 * 16
+        );
     }
 
     #[test]
@@ -237,7 +243,11 @@ mod tests {
         for i in 0..8 {
             for j in 0..8 {
                 let want = if i == j { 2.0 } else { 0.0 };
-                assert!((wtw[i * 8 + j] - want).abs() < 1e-4, "{i},{j}: {}", wtw[i * 8 + j]);
+                assert!(
+                    (wtw[i * 8 + j] - want).abs() < 1e-4,
+                    "{i},{j}: {}",
+                    wtw[i * 8 + j]
+                );
             }
         }
         let b = to_vec(mlp.layers[0].bias.as_ref().unwrap().val());
@@ -253,9 +263,15 @@ mod tests {
     #[test]
     fn rejects_degenerate_sizes() {
         let device = cpu();
-        let e = MlpConfig::new(vec![4]).init(&device).unwrap_err().to_string();
+        let e = MlpConfig::new(vec![4])
+            .init(&device)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sizes"), "{e}");
-        let e = MlpConfig::new(vec![4, 0, 2]).init(&device).unwrap_err().to_string();
+        let e = MlpConfig::new(vec![4, 0, 2])
+            .init(&device)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sizes"), "{e}");
     }
 }

@@ -48,14 +48,14 @@ impl AdamSettings {
                 });
             }
         }
-        if !(self.eps > 0.0) {
+        if self.eps.is_nan() || self.eps <= 0.0 {
             return Err(TensorError::InvalidConfig {
                 field: "eps",
                 value: self.eps.to_string(),
                 reason: "must be positive",
             });
         }
-        if !(self.weight_decay >= 0.0) {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             return Err(TensorError::InvalidConfig {
                 field: "weight_decay",
                 value: self.weight_decay.to_string(),
@@ -81,9 +81,9 @@ impl AdamSettings {
                 .with_beta_2(self.beta2 as f32)
                 .with_epsilon(self.eps as f32);
             if self.weight_decay > 0.0 {
-                config = config.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(
-                    self.weight_decay as f32,
-                )));
+                config = config.with_weight_decay(Some(
+                    burn::optim::decay::WeightDecayConfig::new(self.weight_decay as f32),
+                ));
             }
             config.init()
         })
@@ -321,7 +321,10 @@ mod tests {
         let x = Tensor::<2>::from_data(TensorData::new(vec![0.3f32, -0.7], [1, 2]), &device);
         let t0 = to_vec(target.forward(x.clone()));
         let blended = polyak_update(target.clone(), &online, 1.0);
-        assert_eq!(to_vec(blended.forward(x.clone())), to_vec(online.forward(x.clone())));
+        assert_eq!(
+            to_vec(blended.forward(x.clone())),
+            to_vec(online.forward(x.clone()))
+        );
         let kept = polyak_update(target, &online, 0.0);
         assert_eq!(to_vec(kept.forward(x)), t0);
     }

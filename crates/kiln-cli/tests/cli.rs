@@ -1,0 +1,119 @@
+//! The `kiln` binary end to end.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use kiln_track::{Counter, RunDir, RunSpec, RunStatus};
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env_remove("KILN_DEVICE")
+        .output()
+        .expect("kiln runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn info_json_names_version_backends_and_device() {
+    let o = kiln(&["info", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["kiln_version"], env!("CARGO_PKG_VERSION"));
+    let compiled: Vec<&str> = v["compiled_backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    assert!(compiled.contains(&"flex"));
+    assert!(compiled.contains(&v["backend"].as_str().unwrap()));
+    assert!(!v["reason"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn info_text_and_bad_device_error() {
+    let o = kiln(&["info"]);
+    assert!(stdout(&o).contains("compiled backends"));
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["info"])
+        .env("KILN_DEVICE", "tpu")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tpu"));
+}
+
+#[test]
+fn unknown_subcommands_and_flags_are_usage_errors() {
+    for args in [&["frobnicate"][..], &["info", "--nope"], &["runs", "show"]] {
+        let o = kiln(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("Usage"), "{args:?}");
+    }
+}
+
+fn make_run(root: &Path, seed: u64, offset: f64) -> std::path::PathBuf {
+    let mut run = RunDir::create(
+        root,
+        RunSpec {
+            name: "ppo-CartPole-v1".into(),
+            command: "test".into(),
+            seed,
+            backend: "flex".into(),
+            config: serde_json::json!({"lr": 3e-4}),
+            kiln_version: "0.1.0".into(),
+        },
+    )
+    .unwrap();
+    for step in 1..=5u64 {
+        run.log(step * 100, &[("episode_return", offset + step as f64 * 10.0)])
+            .unwrap();
+    }
+    let path = run.path().to_path_buf();
+    let mut fin = serde_json::Map::new();
+    fin.insert("eval_return_mean".into(), (offset + 50.0).into());
+    run.finish(RunStatus::Finished, Counter::EnvSteps(500), fin)
+        .unwrap();
+    path
+}
+
+#[test]
+fn runs_list_show_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = make_run(dir.path(), 1, 0.0);
+    let b = make_run(dir.path(), 2, 5.0);
+    let root = dir.path().to_str().unwrap();
+
+    let o = kiln(&["runs", "list", "--out", root]);
+    assert!(o.status.success(), "{o:?}");
+    let s = stdout(&o);
+    assert!(s.contains("ppo-CartPole-v1-s1") && s.contains("ppo-CartPole-v1-s2"), "{s}");
+    assert!(s.contains("finished") && s.contains("eval_return_mean=50"), "{s}");
+
+    let o = kiln(&["runs", "show", a.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("\"status\": \"finished\""));
+
+    let fig = dir.path().join("fig.png");
+    let o = kiln(&[
+        "runs",
+        "plot",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        fig.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(std::fs::metadata(&fig).unwrap().len() > 10_000);
+    assert!(dir.path().join("fig.svg").exists());
+
+    let o = kiln(&["runs", "plot", a.to_str().unwrap(), "--metric", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
+    let o = kiln(&["runs", "show", dir.path().join("missing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+}
