@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod env_cmd;
 mod info;
 mod runs;
 
@@ -30,6 +31,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Environments: list, info, rollout (cross-check against another simulator), render.
+    #[command(subcommand)]
+    Env(env_cmd::EnvCommand),
     /// Inspect and compare run directories.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Info { json } => info::run(json),
+        Command::Env(cmd) => env_cmd::run(cmd, &global.out),
         Command::Runs(cmd) => runs::run(cmd, &global),
     };
     match result {

@@ -52,7 +52,10 @@ fn unknown_subcommands_and_flags_are_usage_errors() {
     for args in [&["frobnicate"][..], &["info", "--nope"], &["runs", "show"]] {
         let o = kiln(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&o.stderr).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -70,8 +73,11 @@ fn make_run(root: &Path, seed: u64, offset: f64) -> std::path::PathBuf {
     )
     .unwrap();
     for step in 1..=5u64 {
-        run.log(step * 100, &[("episode_return", offset + step as f64 * 10.0)])
-            .unwrap();
+        run.log(
+            step * 100,
+            &[("episode_return", offset + step as f64 * 10.0)],
+        )
+        .unwrap();
     }
     let path = run.path().to_path_buf();
     let mut fin = serde_json::Map::new();
@@ -91,8 +97,14 @@ fn runs_list_show_and_plot() {
     let o = kiln(&["runs", "list", "--out", root]);
     assert!(o.status.success(), "{o:?}");
     let s = stdout(&o);
-    assert!(s.contains("ppo-CartPole-v1-s1") && s.contains("ppo-CartPole-v1-s2"), "{s}");
-    assert!(s.contains("finished") && s.contains("eval_return_mean=50"), "{s}");
+    assert!(
+        s.contains("ppo-CartPole-v1-s1") && s.contains("ppo-CartPole-v1-s2"),
+        "{s}"
+    );
+    assert!(
+        s.contains("finished") && s.contains("eval_return_mean=50"),
+        "{s}"
+    );
 
     let o = kiln(&["runs", "show", a.to_str().unwrap()]);
     assert!(o.status.success());
@@ -116,4 +128,33 @@ fn runs_list_show_and_plot() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
     let o = kiln(&["runs", "show", dir.path().join("missing").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn env_list_rollout_and_errors() {
+    let o = kiln(&["env", "list"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("CartPole-v1"));
+    // CartPole from a given state: one JSON line per step, stopping at termination.
+    let o = kiln(&[
+        "env",
+        "rollout",
+        "--env",
+        "CartPole-v1",
+        "--state",
+        "0,0,0.2,0",
+        "--actions",
+        "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty() && lines.len() < 20, "{}", lines.len());
+    assert_eq!(lines.last().unwrap()["terminated"], true);
+    assert_eq!(lines[0]["t"], 0);
+    let o = kiln(&["env", "rollout", "--env", "Nope-v0", "--seed", "0", "--actions", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CartPole-v1"));
 }

@@ -1,0 +1,366 @@
+//! `Acrobot-v1`: Sutton (1996)'s two-link acrobot, the "book" dynamics of
+//! Sutton & Barto integrated with one fixed RK4 step of `dt = 0.2`, exactly as
+//! Gymnasium 1.x `gymnasium/envs/classic_control/acrobot.py` (`_dsdt`, `rk4`,
+//! `wrap` for both angles, `bound` for both velocities, terminal when
+//! `-cos θ1 - cos(θ2 + θ1) > 1`, reward −1 per non-terminal step and 0 on the
+//! terminating one).
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+
+use crate::env::{
+    Action, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len, env_rng,
+    parse_params,
+};
+use crate::error::EnvError;
+use crate::space::{BoxSpace, Space, discrete_index};
+
+const ID: &str = "Acrobot-v1";
+const STATE_NAMES: &str = "theta1, theta2, dtheta1, dtheta2";
+
+/// Constants (Gymnasium's class attributes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcrobotParams {
+    /// Integration step (s).
+    pub dt: f64,
+    /// Length of link 1 (m).
+    pub link_length_1: f64,
+    /// Mass of link 1 (kg).
+    pub link_mass_1: f64,
+    /// Mass of link 2 (kg).
+    pub link_mass_2: f64,
+    /// Centre of mass of link 1 (m).
+    pub link_com_pos_1: f64,
+    /// Centre of mass of link 2 (m).
+    pub link_com_pos_2: f64,
+    /// Moment of inertia of both links.
+    pub link_moi: f64,
+    /// Gravity.
+    pub gravity: f64,
+    /// Velocity bound of joint 1 (`4 pi`).
+    pub max_vel_1: f64,
+    /// Velocity bound of joint 2 (`9 pi`).
+    pub max_vel_2: f64,
+    /// `"book"` (Gymnasium default) or `"nips"` dynamics.
+    pub book: bool,
+}
+
+impl Default for AcrobotParams {
+    fn default() -> Self {
+        Self {
+            dt: 0.2,
+            link_length_1: 1.0,
+            link_mass_1: 1.0,
+            link_mass_2: 1.0,
+            link_com_pos_1: 0.5,
+            link_com_pos_2: 0.5,
+            link_moi: 1.0,
+            gravity: 9.8,
+            max_vel_1: 4.0 * PI,
+            max_vel_2: 9.0 * PI,
+            book: true,
+        }
+    }
+}
+
+impl AcrobotParams {
+    fn validate(&self) -> Result<(), EnvError> {
+        for (name, v) in [
+            ("dt", self.dt),
+            ("link_length_1", self.link_length_1),
+            ("link_mass_1", self.link_mass_1),
+            ("link_mass_2", self.link_mass_2),
+            ("link_com_pos_1", self.link_com_pos_1),
+            ("link_com_pos_2", self.link_com_pos_2),
+            ("link_moi", self.link_moi),
+            ("max_vel_1", self.max_vel_1),
+            ("max_vel_2", self.max_vel_2),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(EnvError::param(
+                    ID,
+                    name,
+                    v,
+                    "must be a positive finite number",
+                ));
+            }
+        }
+        if !self.gravity.is_finite() {
+            return Err(EnvError::param(
+                ID,
+                "gravity",
+                self.gravity,
+                "must be finite",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Gymnasium's `AVAIL_TORQUE`.
+pub const AVAIL_TORQUE: [f64; 3] = [-1.0, 0.0, 1.0];
+
+/// Gymnasium's `wrap(x, m, M)`: shift by `M - m` until `m <= x <= M`.
+#[inline]
+pub fn wrap(mut x: f64, m: f64, big_m: f64) -> f64 {
+    let diff = big_m - m;
+    while x > big_m {
+        x -= diff;
+    }
+    while x < m {
+        x += diff;
+    }
+    x
+}
+
+/// Gymnasium's `bound(x, m, M) = min(max(x, m), M)`.
+#[inline]
+pub fn bound(x: f64, m: f64, big_m: f64) -> f64 {
+    let lo = if m > x { m } else { x };
+    if big_m < lo { big_m } else { lo }
+}
+
+/// The acrobot. State `[theta1, theta2, dtheta1, dtheta2]`; observation
+/// `[cos θ1, sin θ1, cos θ2, sin θ2, θ̇1, θ̇2]`.
+#[derive(Debug, Clone)]
+pub struct Acrobot {
+    params: AcrobotParams,
+    state: [f64; 4],
+    /// `(sin, cos)` of `state[1]`, shared by the observation and the next RK4 first stage.
+    trig_t2: (f64, f64),
+    rng: EnvRng,
+    phase: Phase,
+    obs_space: Space,
+    act_space: Space,
+}
+
+impl Default for Acrobot {
+    fn default() -> Self {
+        Self::new(AcrobotParams::default()).expect("default parameters are valid")
+    }
+}
+
+impl Acrobot {
+    /// Build with the given parameters.
+    pub fn new(params: AcrobotParams) -> Result<Self, EnvError> {
+        params.validate()?;
+        let obs_space = Self::obs_space(&params)?;
+        Ok(Self {
+            params,
+            state: [0.0; 4],
+            trig_t2: (0.0, 1.0),
+            rng: env_rng(None),
+            phase: Phase::NotStarted,
+            obs_space,
+            act_space: Space::discrete(3),
+        })
+    }
+
+    fn obs_space(p: &AcrobotParams) -> Result<Space, EnvError> {
+        let high: Vec<f64> = [1.0, 1.0, 1.0, 1.0, p.max_vel_1, p.max_vel_2]
+            .iter()
+            .map(|&h| h as f32 as f64)
+            .collect();
+        let low = high.iter().map(|h| -h).collect();
+        Ok(Space::Box(BoxSpace::new(low, high)?))
+    }
+
+    /// Build from JSON parameters over the defaults.
+    pub fn from_json(params: &serde_json::Value) -> Result<Self, EnvError> {
+        Self::new(parse_params(ID, params)?)
+    }
+
+    /// The parameters.
+    pub fn physics(&self) -> &AcrobotParams {
+        &self.params
+    }
+
+    /// Gymnasium's `_dsdt` on the augmented state `[θ1, θ2, θ̇1, θ̇2, torque]`.
+    #[inline]
+    fn dsdt(p: &AcrobotParams, sq_const: &[f64; 3], s: &[f64; 5]) -> [f64; 5] {
+        Self::dsdt_trig(p, sq_const, s, s[1].sin_cos())
+    }
+
+    /// `_dsdt` with `(sin θ2, cos θ2)` supplied (reused from the observation for RK4's first stage).
+    #[inline]
+    fn dsdt_trig(
+        p: &AcrobotParams,
+        sq_const: &[f64; 3],
+        s: &[f64; 5],
+        trig_t2: (f64, f64),
+    ) -> [f64; 5] {
+        // every `**2` of Gymnasium's `_dsdt` is a C `pow` (see `py_square`);
+        // the squares of the constants are computed once per step
+        let sq = super::py_square;
+        let [lc1_sq, l1_sq, lc2_sq] = *sq_const;
+        let m1 = p.link_mass_1;
+        let m2 = p.link_mass_2;
+        let l1 = p.link_length_1;
+        let lc1 = p.link_com_pos_1;
+        let lc2 = p.link_com_pos_2;
+        let i1 = p.link_moi;
+        let i2 = p.link_moi;
+        let g = p.gravity;
+        let a = s[4];
+        let (theta1, theta2, dtheta1, dtheta2) = (s[0], s[1], s[2], s[3]);
+        let (sin_t2, cos_t2) = trig_t2;
+        let d1 = m1 * lc1_sq + m2 * (l1_sq + lc2_sq + 2.0 * l1 * lc2 * cos_t2) + i1 + i2;
+        let d2 = m2 * (lc2_sq + l1 * lc2 * cos_t2) + i2;
+        let phi2 = m2 * lc2 * g * (theta1 + theta2 - PI / 2.0).cos();
+        let phi1 = -m2 * l1 * lc2 * sq(dtheta2) * sin_t2
+            - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin_t2
+            + (m1 * lc1 + m2 * l1) * g * (theta1 - PI / 2.0).cos()
+            + phi2;
+        let ddtheta2 = if p.book {
+            (a + d2 / d1 * phi1 - m2 * l1 * lc2 * sq(dtheta1) * sin_t2 - phi2)
+                / (m2 * lc2_sq + i2 - sq(d2) / d1)
+        } else {
+            (a + d2 / d1 * phi1 - phi2) / (m2 * lc2_sq + i2 - sq(d2) / d1)
+        };
+        let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
+        [dtheta1, dtheta2, ddtheta1, ddtheta2, 0.0]
+    }
+
+    /// One Gymnasium step: RK4 over `[0, dt]`, wrap angles, bound velocities.
+    #[inline]
+    pub fn dynamics(p: &AcrobotParams, s: [f64; 4], torque: f64) -> [f64; 4] {
+        Self::dynamics_trig(p, s, torque, s[1].sin_cos())
+    }
+
+    #[inline]
+    fn dynamics_trig(p: &AcrobotParams, s: [f64; 4], torque: f64, trig_t2: (f64, f64)) -> [f64; 4] {
+        let y0 = [s[0], s[1], s[2], s[3], torque];
+        let dt = p.dt - 0.0;
+        let dt2 = dt / 2.0;
+        let axpy = |y: &[f64; 5], h: f64, k: &[f64; 5]| -> [f64; 5] {
+            std::array::from_fn(|i| y[i] + h * k[i])
+        };
+        let sq = super::py_square;
+        let c = [
+            sq(p.link_com_pos_1),
+            sq(p.link_length_1),
+            sq(p.link_com_pos_2),
+        ];
+        let k1 = Self::dsdt_trig(p, &c, &y0, trig_t2);
+        let k2 = Self::dsdt(p, &c, &axpy(&y0, dt2, &k1));
+        let k3 = Self::dsdt(p, &c, &axpy(&y0, dt2, &k2));
+        let k4 = Self::dsdt(p, &c, &axpy(&y0, dt, &k3));
+        let h = dt / 6.0;
+        let ns: [f64; 4] =
+            std::array::from_fn(|i| y0[i] + h * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
+        [
+            wrap(ns[0], -PI, PI),
+            wrap(ns[1], -PI, PI),
+            bound(ns[2], -p.max_vel_1, p.max_vel_1),
+            bound(ns[3], -p.max_vel_2, p.max_vel_2),
+        ]
+    }
+
+    /// Gymnasium's `_terminal`.
+    #[inline]
+    pub fn is_terminal(s: &[f64; 4]) -> bool {
+        -s[0].cos() - (s[1] + s[0]).cos() > 1.0
+    }
+
+    fn write_obs(&self, obs: &mut [f64]) {
+        let s = &self.state;
+        let (sin0, cos0) = s[0].sin_cos();
+        let (sin1, cos1) = self.trig_t2;
+        obs[..6].copy_from_slice(&[cos0, sin0, cos1, sin1, s[2], s[3]]);
+    }
+
+    /// Allocation-free step for a known action index.
+    #[inline]
+    pub fn step_index(&mut self, action: usize, obs: &mut [f64]) -> Result<(f64, bool), EnvError> {
+        self.phase.ensure_running(ID)?;
+        let torque = *AVAIL_TORQUE
+            .get(action)
+            .ok_or_else(|| EnvError::DiscreteOutOfRange {
+                env: ID.to_string(),
+                index: 0,
+                value: action as i64,
+                start: 0,
+                end: 3,
+            })?;
+        self.state = Self::dynamics_trig(&self.params, self.state, torque, self.trig_t2);
+        self.trig_t2 = self.state[1].sin_cos();
+        self.write_obs(obs);
+        // Gymnasium's `_terminal`, reusing cos(theta1) of the observation
+        let terminated = -obs[0] - (self.state[1] + self.state[0]).cos() > 1.0;
+        if terminated {
+            self.phase = Phase::Ended;
+        }
+        Ok((if terminated { 0.0 } else { -1.0 }, terminated))
+    }
+}
+
+impl Env for Acrobot {
+    fn id(&self) -> &str {
+        ID
+    }
+    fn observation_space(&self) -> &Space {
+        &self.obs_space
+    }
+    fn action_space(&self) -> &Space {
+        &self.act_space
+    }
+
+    /// Gymnasium: `state ~ U(-0.1, 0.1)^4` cast to float32.
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<Info, EnvError> {
+        check_obs_len(ID, 6, obs)?;
+        if seed.is_some() {
+            self.rng = env_rng(seed);
+        }
+        for v in &mut self.state {
+            *v = self.rng.random_range(-0.1..0.1_f64) as f32 as f64;
+        }
+        self.trig_t2 = self.state[1].sin_cos();
+        self.phase = Phase::Running;
+        self.write_obs(obs);
+        Ok(Info::new())
+    }
+
+    fn step_into(&mut self, action: &Action, obs: &mut [f64]) -> Result<Transition, EnvError> {
+        check_obs_len(ID, 6, obs)?;
+        let a = discrete_index(ID, action, 3)?;
+        let (reward, terminated) = self.step_index(a, obs)?;
+        Ok(Transition {
+            reward,
+            terminated,
+            truncated: false,
+            info: Info::new(),
+        })
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn set_params(&mut self, params: &serde_json::Value) -> Result<(), EnvError> {
+        let p: AcrobotParams = parse_params(ID, params)?;
+        p.validate()?;
+        self.obs_space = Self::obs_space(&p)?;
+        self.params = p;
+        Ok(())
+    }
+
+    fn state(&self) -> Option<Vec<f64>> {
+        Some(self.state.to_vec())
+    }
+
+    fn set_state(&mut self, state: &[f64]) -> Result<(), EnvError> {
+        check_state_len(ID, STATE_NAMES, 4, state)?;
+        self.state.copy_from_slice(state);
+        self.trig_t2 = self.state[1].sin_cos();
+        self.phase = Phase::Running;
+        Ok(())
+    }
+
+    fn observe(&self, obs: &mut [f64]) -> Result<(), EnvError> {
+        check_obs_len(ID, 6, obs)?;
+        self.write_obs(obs);
+        Ok(())
+    }
+}
