@@ -154,7 +154,35 @@ fn env_list_rollout_and_errors() {
     assert!(!lines.is_empty() && lines.len() < 20, "{}", lines.len());
     assert_eq!(lines.last().unwrap()["terminated"], true);
     assert_eq!(lines[0]["t"], 0);
-    let o = kiln(&["env", "rollout", "--env", "Nope-v0", "--seed", "0", "--actions", "0"]);
+    let o = kiln(&[
+        "env",
+        "rollout",
+        "--env",
+        "Nope-v0",
+        "--seed",
+        "0",
+        "--actions",
+        "0",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CartPole-v1"));
+}
+
+#[test]
+fn env_render_writes_a_gif() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("ep.gif");
+    let o = kiln(&[
+        "--out",
+        gif.to_str().unwrap(),
+        "env",
+        "render",
+        "--env",
+        "CartPole-v1",
+        "--episodes",
+        "1",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let bytes = std::fs::read(&gif).unwrap();
+    assert_eq!(&bytes[..6], b"GIF89a");
 }
