@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod env_cmd;
 mod info;
+mod robust_cmd;
 mod runs;
 
 /// Kiln: fast, reproducible learning and optimization of parameterized policies.
@@ -34,6 +35,21 @@ enum Command {
     /// Environments: list, info, rollout (cross-check against another simulator), render.
     #[command(subcommand)]
     Env(env_cmd::EnvCommand),
+    /// Robust MDP solvers: `kiln robust solve --mdp mdp.json --set l1 --radius 0.1`.
+    #[command(subcommand)]
+    Robust(robust_cmd::RobustCommand),
+    /// Reproduce a paper's headline claim in miniature: writes a Markdown table and a plot to
+    /// `<out>/repro-<row>/` (`kiln repro --list` lists the rows).
+    Repro {
+        /// The row, e.g. `iwocs`.
+        row: Option<String>,
+        /// List the rows that have a reproduction.
+        #[arg(long)]
+        list: bool,
+        /// A seconds-long smoke version instead of the full miniature.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Inspect and compare run directories.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -48,6 +64,34 @@ pub struct Global {
     pub out: PathBuf,
 }
 
+/// Rows with a `kiln repro` reproduction, by crate.
+fn repro_rows() -> Vec<&'static str> {
+    robust_cmd::ROWS.to_vec()
+}
+
+fn repro(row: Option<String>, list: bool, quick: bool, global: &Global) -> anyhow::Result<()> {
+    let rows = repro_rows();
+    let Some(row) = row.filter(|_| !list) else {
+        for r in rows {
+            println!("{r}");
+        }
+        return Ok(());
+    };
+    let out_dir = global.out.join(format!("repro-{row}"));
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", out_dir.display()))?;
+    match robust_cmd::repro(&row, &out_dir, quick)? {
+        Some(markdown) => {
+            println!("{markdown}");
+            if !global.quiet {
+                eprintln!("wrote the table and plot to {}", out_dir.display());
+            }
+            Ok(())
+        }
+        None => anyhow::bail!("no reproduction for row `{row}`; rows: {}", rows.join(", ")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let global = Global {
@@ -57,6 +101,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { json } => info::run(json),
         Command::Env(cmd) => env_cmd::run(cmd, &global.out),
+        Command::Robust(cmd) => robust_cmd::run(cmd),
+        Command::Repro { row, list, quick } => repro(row, list, quick, &global),
         Command::Runs(cmd) => runs::run(cmd, &global),
     };
     match result {

@@ -137,10 +137,11 @@ pub fn repro(row: &str, out_dir: &Path, quick: bool) -> anyhow::Result<Option<St
     let markdown = match row {
         "iwocs" => experiments::iwocs::run(out_dir, quick)?,
         "causal-ivl" => experiments::causal_ivl::run(out_dir, quick)?,
+        "dr-rpo" => experiments::dr_rpo::run(out_dir, quick)?,
+        "beyond-worst-case" => experiments::beyond_worst_case::run(out_dir, quick)?,
+        "agnostic-rl" => experiments::agnostic_rl::run(out_dir, quick)?,
         "recovering-rewards" => experiments::recovering_rewards::run(out_dir, quick)?,
-        _ => anyhow::bail!(
-            "kiln repro {row}: this row's miniature experiment is not implemented yet (kiln-robust, issue 6)"
-        ),
+        _ => anyhow::bail!("kiln repro {row}: unknown kiln-robust row"),
     };
     kiln_track::write_bytes_atomic(&out_dir.join(format!("{row}.md")), markdown.as_bytes())?;
     Ok(Some(markdown))
@@ -208,11 +209,7 @@ mod tests {
     fn quick_repro_of_every_row_writes_markdown_and_a_plot() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(repro("not-ours", dir.path(), true).expect("ok").is_none());
-        assert!(
-            repro("dr-rpo", dir.path(), true).is_err(),
-            "unimplemented rows say so"
-        );
-        for row in ["iwocs", "causal-ivl", "recovering-rewards"] {
+        for row in ROWS {
             let md = repro(row, dir.path(), true).expect("repro").expect("ours");
             assert!(md.contains('|'), "{row}: {md}");
             assert!(dir.path().join(format!("{row}.png")).exists(), "{row}");
