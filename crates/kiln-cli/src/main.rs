@@ -38,8 +38,9 @@ enum Command {
     /// Robust MDP solvers: `kiln robust solve --mdp mdp.json --set l1 --radius 0.1`.
     #[command(subcommand)]
     Robust(robust_cmd::RobustCommand),
-    /// Reproduce a paper's headline claim in miniature: writes a Markdown table and a plot to
-    /// `<out>/repro-<row>/` (`kiln repro --list` lists the rows).
+    /// Reproduce a paper's headline claim in miniature: writes `<row>.md` (the table) and its
+    /// plot to `<out>/repro/` (`kiln --out docs repro iwocs` refreshes `docs/repro/`;
+    /// `kiln repro --list` lists the rows).
     Repro {
         /// The row, e.g. `iwocs`.
         row: Option<String>,
@@ -77,7 +78,7 @@ fn repro(row: Option<String>, list: bool, quick: bool, global: &Global) -> anyho
         }
         return Ok(());
     };
-    let out_dir = global.out.join(format!("repro-{row}"));
+    let out_dir = global.out.join("repro");
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", out_dir.display()))?;
     match robust_cmd::repro(&row, &out_dir, quick)? {

@@ -186,3 +186,61 @@ fn env_render_writes_a_gif() {
     let bytes = std::fs::read(&gif).unwrap();
     assert_eq!(&bytes[..6], b"GIF89a");
 }
+
+#[test]
+fn robust_solve_and_repro() {
+    let dir = tempfile::tempdir().unwrap();
+    let mdp = dir.path().join("mdp.json");
+    std::fs::write(
+        &mdp,
+        r#"{"n_states": 2, "n_actions": 2, "gamma": 0.9,
+           "transitions": [[[1.0, 0.0], [0.9, 0.1]], [[0.0, 1.0], [0.0, 1.0]]],
+           "rewards": [[0.5, 1.0], [0.0, 0.0]], "initial": [1.0, 0.0]}"#,
+    )
+    .unwrap();
+    let o = kiln(&[
+        "robust",
+        "solve",
+        "--mdp",
+        mdp.to_str().unwrap(),
+        "--set",
+        "l1",
+        "--radius",
+        "0.1",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["value"].as_array().unwrap().len(), 2);
+    assert!(v["worst_kernel"].is_array() && v["policy"].is_array());
+    // A row that does not sum to one names the state and action.
+    std::fs::write(
+        &mdp,
+        r#"{"n_states": 2, "n_actions": 2, "gamma": 0.9,
+           "transitions": [[[1.0, 0.0], [0.8, 0.1]], [[0.0, 1.0], [0.0, 1.0]]],
+           "rewards": [[0.5, 1.0], [0.0, 0.0]], "initial": [1.0, 0.0]}"#,
+    )
+    .unwrap();
+    let o = kiln(&[
+        "robust",
+        "solve",
+        "--mdp",
+        mdp.to_str().unwrap(),
+        "--set",
+        "l1",
+        "--radius",
+        "0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("s=0") && err.contains("a=1"), "{err}");
+
+    let o = kiln(&["repro", "--list"]);
+    assert!(stdout(&o).contains("iwocs"));
+    let root = dir.path().to_str().unwrap();
+    let o = kiln(&["--quiet", "--out", root, "repro", "causal-ivl", "--quick"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(dir.path().join("repro/causal-ivl.md").exists());
+    let o = kiln(&["repro", "no-such-row"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("iwocs"));
+}
