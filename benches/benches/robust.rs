@@ -31,7 +31,9 @@ fn sweeps(c: &mut Criterion) {
         if rect == Rectangularity::S {
             group.sample_size(10);
         }
-        group.bench_function(name, |b| b.iter(|| black_box(robust_bellman_sweep(&mdp, &set, black_box(&v)))));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(robust_bellman_sweep(&mdp, &set, black_box(&v))))
+        });
     }
     group.finish();
 }

@@ -9,6 +9,7 @@ mod env_cmd;
 mod info;
 mod robust_cmd;
 mod runs;
+mod train_cmd;
 
 /// Kiln: fast, reproducible learning and optimization of parameterized policies.
 #[derive(Debug, Parser)]
@@ -32,6 +33,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train a learner: `kiln train --algo ppo --env CartPole-v1 --steps 100000 --seed 1`.
+    Train(train_cmd::TrainArgs),
     /// Environments: list, info, rollout (cross-check against another simulator), render.
     #[command(subcommand)]
     Env(env_cmd::EnvCommand),
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Info { json } => info::run(json),
+        Command::Train(args) => train_cmd::run(args, &global.out, global.quiet),
         Command::Env(cmd) => env_cmd::run(cmd, &global.out),
         Command::Robust(cmd) => robust_cmd::run(cmd),
         Command::Repro { row, list, quick } => repro(row, list, quick, &global),

@@ -244,3 +244,55 @@ fn robust_solve_and_repro() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("iwocs"));
 }
+
+#[test]
+fn train_ppo_writes_a_complete_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let o = kiln(&[
+        "--quiet",
+        "--out",
+        root,
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "1024",
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let run = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "learning_curve.png",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing in {}", run.display());
+    }
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "kiln_version",
+        "command",
+        "seed",
+        "backend",
+        "wall_time_s",
+        "env_steps",
+        "status",
+    ] {
+        assert!(s.get(key).is_some(), "summary.json lacks {key}: {s}");
+    }
+    assert_eq!(s["status"], "finished");
+    assert_eq!(s["seed"], 3);
+    assert!(s["final"]["eval_return_mean"].as_f64().unwrap() > 0.0);
+    let o = kiln(&["train", "--algo", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -1,0 +1,3 @@
+//! The learners, one readable file each.
+
+pub mod ppo;

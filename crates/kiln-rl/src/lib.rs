@@ -1,0 +1,43 @@
+//! # kiln-rl
+//!
+//! Kiln's shared reinforcement-learning layer: the plumbing every learner calls, and the
+//! baseline learners other papers are measured against.
+//!
+//! - **Buffers**: [`RolloutBuffer`] (on-policy, `[T, N]` layout) with [`gae`] (GAE(lambda),
+//!   bootstrapping on truncation but not on termination), and [`ReplayBuffer`] (a
+//!   preallocated ring sampled into caller buffers).
+//! - **Learners** ([`algos`]): [`Ppo`], one readable file following CleanRL's `ppo.py` and
+//!   `ppo_continuous_action.py`, with the life cycle of Stable-Baselines3
+//!   (`new`, `learn`, `predict`, `save`/`load`).
+//! - **Callbacks** ([`Callback`]): every update reports named diagnostics
+//!   (`losses/approx_kl`, `charts/SPS`, ...); a [`kiln_track::RunDir`] is a callback.
+//!
+//! ```no_run
+//! use kiln_rl::{NoCallback, Ppo, PpoConfig};
+//!
+//! let mut ppo = Ppo::new(PpoConfig::cartpole(), "CartPole-v1", 1)?;
+//! ppo.learn(100_000, &mut NoCallback)?;
+//! let returns = ppo.evaluate(10, 1_000)?;
+//! println!("mean eval return {}", returns.iter().sum::<f64>() / 10.0);
+//! # Ok::<(), kiln_rl::RlError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod algos;
+mod callback;
+mod error;
+pub mod eval;
+pub mod gae;
+pub mod replay;
+pub mod rollout;
+
+pub use algos::ppo::{
+    ActorCritic, PolicyHead, Ppo, PpoConfig, PpoLoss, PpoLossInputs, UpdateStats, ppo_loss,
+};
+pub use callback::{Callback, FnCallback, NoCallback};
+pub use error::{Result, RlError};
+pub use eval::{evaluate_episodes, mean_std};
+pub use gae::gae;
+pub use replay::{ReplayBatch, ReplayBuffer};
+pub use rollout::{RolloutBuffer, explained_variance};
