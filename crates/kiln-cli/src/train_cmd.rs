@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use kiln_envs::Env;
-use kiln_rl::{Callback, Ppo, PpoConfig, mean_std};
+use kiln_rl::{Callback, mean_std};
 use kiln_track::plot::{Curve, PlotOptions, learning_curves};
 use kiln_track::{Counter, Progress, RunDir, RunSpec, RunStatus};
 
@@ -15,7 +14,7 @@ const EVAL_EPISODES: usize = 20;
 /// `kiln train` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// Learner (implemented so far: ppo).
+    /// Learner, e.g. ppo (an unknown name is an error listing the known ones).
     #[arg(long, default_value = "ppo")]
     pub algo: String,
     /// Environment id, e.g. CartPole-v1 (see `kiln env list`).
@@ -30,19 +29,6 @@ pub struct TrainArgs {
     /// JSON file with the learner's config (unknown keys are errors); defaults otherwise.
     #[arg(long)]
     pub config: Option<PathBuf>,
-}
-
-/// The default config of `algo` on `env`: the tuned CartPole setting there, CleanRL's
-/// continuous-action defaults on Box action spaces, CleanRL's `ppo.py` otherwise.
-fn default_ppo_config(env: &str) -> Result<PpoConfig> {
-    if env.starts_with("CartPole") {
-        return Ok(PpoConfig::cartpole());
-    }
-    let probe = kiln_envs::make(env)?;
-    Ok(match probe.action_space() {
-        kiln_envs::Space::Box(_) => PpoConfig::continuous(),
-        _ => PpoConfig::default(),
-    })
 }
 
 /// Feeds the run directory and the progress bar after each update.
@@ -73,18 +59,27 @@ impl Callback for TrainLog<'_> {
 
 /// Runs `kiln train`, writing the run directory under `out`.
 pub fn run(args: TrainArgs, out: &Path, quiet: bool) -> Result<()> {
-    if args.algo != "ppo" {
-        bail!("--algo {}: not implemented yet (available: ppo)", args.algo);
-    }
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
     let config = match &args.config {
-        Some(path) => PpoConfig::from_json_file(path)?,
-        None => default_ppo_config(&args.env)?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --config {}", path.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing --config {} as JSON", path.display()))?;
+            Some(value)
+        }
+        None => None,
     };
     let choice = kiln_tensor::select_device()?;
-    let mut ppo = Ppo::with_device(config.clone(), &args.env, args.seed, choice.device.clone())?;
+    let mut learner = kiln_rl::make_learner(
+        &args.algo,
+        &args.env,
+        args.seed,
+        config,
+        choice.device.clone(),
+    )?;
     let spec = RunSpec {
         name: format!("{}-{}", args.algo, args.env),
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -95,7 +90,7 @@ pub fn run(args: TrainArgs, out: &Path, quiet: bool) -> Result<()> {
             "env": args.env,
             "steps": args.steps,
             "seed": args.seed,
-            "ppo": config,
+            "learner": learner.config_json(),
         }),
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -106,12 +101,13 @@ pub fn run(args: TrainArgs, out: &Path, quiet: bool) -> Result<()> {
         progress: &progress,
         returns: Vec::new(),
     };
-    ppo.learn(args.steps, &mut log)
+    learner
+        .learn(args.steps, &mut log)
         .with_context(|| format!("training {} on {}", args.algo, args.env))?;
     progress.finish();
     let curve = std::mem::take(&mut log.returns);
     let dir = run.path().to_path_buf();
-    ppo.save(&dir.join("checkpoint"))?;
+    learner.save(&dir.join("checkpoint"))?;
     if !curve.is_empty() {
         let opts = PlotOptions {
             title: format!("{} on {} (seed {})", args.algo, args.env, args.seed),
@@ -124,13 +120,13 @@ pub fn run(args: TrainArgs, out: &Path, quiet: bool) -> Result<()> {
         }];
         learning_curves(&curves, &opts, &dir.join("learning_curve"))?;
     }
-    let returns = ppo.evaluate(EVAL_EPISODES, args.seed.wrapping_add(1_000_000))?;
+    let returns = learner.evaluate(EVAL_EPISODES, args.seed.wrapping_add(1_000_000))?;
     let (mean, std) = mean_std(&returns);
     let mut fin = serde_json::Map::new();
     fin.insert("eval_return_mean".into(), mean.into());
     fin.insert("eval_return_std".into(), std.into());
     fin.insert("eval_episodes".into(), EVAL_EPISODES.into());
-    let steps = ppo.global_step();
+    let steps = learner.global_step();
     run.finish(RunStatus::Finished, Counter::EnvSteps(steps), fin)?;
     if !quiet {
         println!(

@@ -23,6 +23,22 @@ pub enum RlError {
         /// serde's message, which names the unknown or mistyped key.
         source: serde_json::Error,
     },
+    /// A config given as JSON could not be parsed (unknown key, wrong type, ...).
+    #[error("invalid {algo} config: {source}")]
+    ConfigValue {
+        /// The learner whose config it is.
+        algo: &'static str,
+        /// serde's message, which names the unknown or mistyped key.
+        source: serde_json::Error,
+    },
+    /// `--algo` names no known learner.
+    #[error("unknown learner `{algo}` (known: {known})")]
+    UnknownAlgo {
+        /// The name given.
+        algo: String,
+        /// The known names.
+        known: String,
+    },
     /// The environment's spaces are not supported by this learner.
     #[error("environment {env}: {what} space {space} is not supported by {algo}")]
     UnsupportedSpace {

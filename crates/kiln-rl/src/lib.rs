@@ -29,6 +29,7 @@ mod callback;
 mod error;
 pub mod eval;
 pub mod gae;
+mod learner;
 pub mod replay;
 pub mod rollout;
 
@@ -39,5 +40,6 @@ pub use callback::{Callback, FnCallback, NoCallback};
 pub use error::{Result, RlError};
 pub use eval::{evaluate_episodes, mean_std};
 pub use gae::gae;
+pub use learner::{ALGOS, Learner, load_learner, make_learner, parse_config};
 pub use replay::{ReplayBatch, ReplayBuffer};
 pub use rollout::{RolloutBuffer, explained_variance};

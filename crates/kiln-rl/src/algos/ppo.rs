@@ -160,6 +160,19 @@ impl PpoConfig {
         }
     }
 
+    /// The default config on `env_id`: the rl-baselines3-zoo setting on CartPole, CleanRL's
+    /// continuous-action defaults on a Box action space, CleanRL's `ppo.py` otherwise.
+    pub fn default_for(env_id: &str) -> Result<Self> {
+        if env_id.starts_with("CartPole") {
+            return Ok(Self::cartpole());
+        }
+        let probe = kiln_envs::make(env_id)?;
+        Ok(match probe.action_space() {
+            Space::Box(_) => Self::continuous(),
+            _ => Self::default(),
+        })
+    }
+
     /// The rollout batch `N * T`.
     pub fn batch_size(&self) -> usize {
         self.num_envs * self.num_steps
