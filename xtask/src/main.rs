@@ -20,6 +20,9 @@ struct Cli {
     task: Task,
 }
 
+/// The packages with `wgpu` smoke tests (each has a `wgpu` feature).
+const WGPU_TEST_PACKAGES: &[&str] = &["kiln-tensor"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum TestBackend {
     /// The default suite on the default CPU backend (with ndarray compiled in for parity tests).
@@ -140,8 +143,13 @@ fn test(slow: bool, backend: TestBackend) -> Result<()> {
             run(c)?;
         }
         TestBackend::Wgpu => {
+            // The GPU smoke tests live in the crates that own device code; building only
+            // them keeps this phase to one extra burn build instead of a second workspace.
             let mut c = cargo();
-            c.args(["test", "--workspace", "--features", "kiln-tensor/wgpu"]);
+            c.arg("test");
+            for package in WGPU_TEST_PACKAGES {
+                c.args(["-p", package, "--features", &format!("{package}/wgpu")]);
+            }
             c.args(["--", "wgpu"]);
             if slow {
                 c.arg("--include-ignored");

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod env_cmd;
+mod eval_cmd;
 mod info;
 mod robust_cmd;
 mod runs;
@@ -35,6 +36,8 @@ enum Command {
     },
     /// Train a learner: `kiln train --algo ppo --env CartPole-v1 --steps 100000 --seed 1`.
     Train(train_cmd::TrainArgs),
+    /// Evaluate a trained run: `kiln eval --run runs/<id> --episodes 20 [--render]`.
+    Eval(eval_cmd::EvalArgs),
     /// Environments: list, info, rollout (cross-check against another simulator), render.
     #[command(subcommand)]
     Env(env_cmd::EnvCommand),
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { json } => info::run(json),
         Command::Train(args) => train_cmd::run(args, &global.out, global.quiet),
+        Command::Eval(args) => eval_cmd::run(args, global.quiet),
         Command::Env(cmd) => env_cmd::run(cmd, &global.out),
         Command::Robust(cmd) => robust_cmd::run(cmd),
         Command::Repro { row, list, quick } => repro(row, list, quick, &global),

@@ -2,6 +2,7 @@
 //! learning-curve plot, a checkpoint and a summary with the final evaluation).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use kiln_rl::{Callback, mean_std};
@@ -31,6 +32,23 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Set by the first Ctrl-C: the learner stops after its current update, then the run is
+/// checkpointed, evaluated and summarized as `interrupted`. A second Ctrl-C exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn install_interrupt_handler() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting without a final checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing the current update, then checkpointing (Ctrl-C again to abort)"
+        );
+    })
+    .context("installing the Ctrl-C handler")
+}
+
 /// Feeds the run directory and the progress bar after each update.
 struct TrainLog<'a> {
     run: &'a mut RunDir,
@@ -53,7 +71,7 @@ impl Callback for TrainLog<'_> {
             .unwrap_or_default();
         let sps = get("charts/SPS").unwrap_or(f64::NAN);
         self.progress.set_message(format!("{sps:.0} steps/s{last}"));
-        Ok(true)
+        Ok(!INTERRUPTED.load(Ordering::SeqCst))
     }
 }
 
@@ -95,6 +113,7 @@ pub fn run(args: TrainArgs, out: &Path, quiet: bool) -> Result<()> {
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let mut run = RunDir::create(out, spec)?;
+    install_interrupt_handler()?;
     let progress = Progress::new(args.steps, &args.algo, quiet);
     let mut log = TrainLog {
         run: &mut run,
@@ -127,7 +146,16 @@ pub fn run(args: TrainArgs, out: &Path, quiet: bool) -> Result<()> {
     fin.insert("eval_return_std".into(), std.into());
     fin.insert("eval_episodes".into(), EVAL_EPISODES.into());
     let steps = learner.global_step();
-    run.finish(RunStatus::Finished, Counter::EnvSteps(steps), fin)?;
+    let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Finished
+    };
+    run.finish(status, Counter::EnvSteps(steps), fin)?;
+    if interrupted {
+        eprintln!("interrupted after {steps} steps; metrics flushed, checkpoint written");
+    }
     if !quiet {
         println!(
             "{} on {}: eval return {mean:.1} +- {std:.1} over {EVAL_EPISODES} episodes after {steps} steps",

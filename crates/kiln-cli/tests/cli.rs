@@ -292,7 +292,87 @@ fn train_ppo_writes_a_complete_run_directory() {
     }
     assert_eq!(s["status"], "finished");
     assert_eq!(s["seed"], 3);
-    assert!(s["final"]["eval_return_mean"].as_f64().unwrap() > 0.0);
+    let trained_mean = s["final"]["eval_return_mean"].as_f64().unwrap();
+    assert!(trained_mean > 0.0);
     let o = kiln(&["train", "--algo", "nope"]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ppo"), "{o:?}");
+
+    // `kiln eval` reloads the checkpoint: the same seeds give the same returns as the summary.
+    let run_s = run.to_str().unwrap();
+    let o = kiln(&[
+        "--quiet",
+        "eval",
+        "--run",
+        run_s,
+        "--episodes",
+        "20",
+        "--render",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(e["eval_return_mean"].as_f64().unwrap(), trained_mean);
+    assert_eq!(e["algo"], "ppo");
+    assert!(run.join("eval.gif").exists());
+    let o = kiln(&["eval", "--run", root]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("checkpoint.json"),
+        "{o:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_flushes_metrics_and_writes_a_final_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["--quiet", "--out", root, "train", "--algo", "ppo"])
+        .args([
+            "--env",
+            "CartPole-v1",
+            "--steps",
+            "100000000",
+            "--seed",
+            "2",
+        ])
+        .env_remove("KILN_DEVICE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kiln runs");
+    // Wait for the first logged update, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let metrics = loop {
+        let found = std::fs::read_dir(dir.path())
+            .ok()
+            .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path().join("metrics.jsonl"))))
+            .filter(|m| std::fs::metadata(m).map(|md| md.len() > 0).unwrap_or(false));
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metrics after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("kiln exits");
+    assert!(out.status.success(), "{out:?}");
+    let run = metrics.parent().unwrap();
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["status"], "interrupted", "{s}");
+    assert!(s["env_steps"].as_u64().unwrap() < 100_000_000);
+    assert!(run.join("checkpoint.json").exists());
+    assert!(run.join("checkpoint.safetensors").exists());
+    let lines = std::fs::read_to_string(&metrics).unwrap().lines().count();
+    assert!(lines >= 1);
 }

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod algos;
+pub mod burn_env;
 mod callback;
 mod error;
 pub mod eval;
