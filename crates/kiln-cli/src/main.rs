@@ -73,7 +73,38 @@ pub struct Global {
 
 /// Rows with a `kiln repro` reproduction, by crate.
 fn repro_rows() -> Vec<&'static str> {
-    robust_cmd::ROWS.to_vec()
+    let mut rows = robust_cmd::ROWS.to_vec();
+    rows.extend_from_slice(RL_ROWS);
+    rows
+}
+
+/// Rows whose reproduction lives in `kiln-rl`.
+const RL_ROWS: &[&str] = &["fishery"];
+
+/// Runs a `kiln-rl` row; `None` if `row` is not one.
+fn rl_repro(
+    row: &str,
+    out_dir: &std::path::Path,
+    quick: bool,
+    quiet: bool,
+) -> anyhow::Result<Option<String>> {
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("{row}: {line}");
+        }
+    };
+    Ok(match row {
+        "fishery" => {
+            use kiln_rl::experiments::fishery::{FisheryRepro, fishery_with};
+            let cfg = if quick {
+                FisheryRepro::quick()
+            } else {
+                FisheryRepro::full()
+            };
+            Some(fishery_with(&cfg, out_dir, &mut progress)?)
+        }
+        _ => None,
+    })
 }
 
 fn repro(row: Option<String>, list: bool, quick: bool, global: &Global) -> anyhow::Result<()> {
@@ -87,7 +118,11 @@ fn repro(row: Option<String>, list: bool, quick: bool, global: &Global) -> anyho
     let out_dir = global.out.join("repro");
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", out_dir.display()))?;
-    match robust_cmd::repro(&row, &out_dir, quick)? {
+    let markdown = match robust_cmd::repro(&row, &out_dir, quick)? {
+        Some(markdown) => Some(markdown),
+        None => rl_repro(&row, &out_dir, quick, global.quiet)?,
+    };
+    match markdown {
         Some(markdown) => {
             println!("{markdown}");
             if !global.quiet {

@@ -240,6 +240,10 @@ fn robust_solve_and_repro() {
     let o = kiln(&["--quiet", "--out", root, "repro", "causal-ivl", "--quick"]);
     assert!(o.status.success(), "{o:?}");
     assert!(dir.path().join("repro/causal-ivl.md").exists());
+    let o = kiln(&["--quiet", "--out", root, "repro", "fishery", "--quick"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("CMort"), "{o:?}");
+    assert!(dir.path().join("repro/fishery_policy.png").exists());
     let o = kiln(&["repro", "no-such-row"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("iwocs"));

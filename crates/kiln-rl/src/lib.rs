@@ -29,6 +29,7 @@ pub mod burn_env;
 mod callback;
 mod error;
 pub mod eval;
+pub mod experiments;
 pub mod gae;
 mod learner;
 pub mod replay;

@@ -1,0 +1,4 @@
+//! Paper reproductions in miniature whose learners live in this crate; `kiln repro <row>` calls
+//! them and writes their tables and plots.
+
+pub mod fishery;
