@@ -130,6 +130,8 @@ pub struct Acrobot {
     state: [f64; 4],
     /// `(sin, cos)` of `state[1]`, shared by the observation and the next RK4 first stage.
     trig_t2: (f64, f64),
+    /// [`Acrobot::const_squares`] of `params`.
+    sq_const: [f64; 3],
     rng: EnvRng,
     phase: Phase,
     obs_space: Space,
@@ -147,10 +149,12 @@ impl Acrobot {
     pub fn new(params: AcrobotParams) -> Result<Self, EnvError> {
         params.validate()?;
         let obs_space = Self::obs_space(&params)?;
+        let sq_const = Self::const_squares(&params);
         Ok(Self {
             params,
             state: [0.0; 4],
             trig_t2: (0.0, 1.0),
+            sq_const,
             rng: env_rng(None),
             phase: Phase::NotStarted,
             obs_space,
@@ -226,27 +230,37 @@ impl Acrobot {
     /// One Gymnasium step: RK4 over `[0, dt]`, wrap angles, bound velocities.
     #[inline]
     pub fn dynamics(p: &AcrobotParams, s: [f64; 4], torque: f64) -> [f64; 4] {
-        Self::dynamics_trig(p, s, torque, s[1].sin_cos())
+        Self::dynamics_trig(p, &Self::const_squares(p), s, torque, s[1].sin_cos())
+    }
+
+    /// The squares of the constants in `_dsdt` (`lc1**2`, `l1**2`, `lc2**2`), as C `pow`.
+    fn const_squares(p: &AcrobotParams) -> [f64; 3] {
+        let sq = super::py_square;
+        [
+            sq(p.link_com_pos_1),
+            sq(p.link_length_1),
+            sq(p.link_com_pos_2),
+        ]
     }
 
     #[inline]
-    fn dynamics_trig(p: &AcrobotParams, s: [f64; 4], torque: f64, trig_t2: (f64, f64)) -> [f64; 4] {
+    fn dynamics_trig(
+        p: &AcrobotParams,
+        c: &[f64; 3],
+        s: [f64; 4],
+        torque: f64,
+        trig_t2: (f64, f64),
+    ) -> [f64; 4] {
         let y0 = [s[0], s[1], s[2], s[3], torque];
         let dt = p.dt - 0.0;
         let dt2 = dt / 2.0;
         let axpy = |y: &[f64; 5], h: f64, k: &[f64; 5]| -> [f64; 5] {
             std::array::from_fn(|i| y[i] + h * k[i])
         };
-        let sq = super::py_square;
-        let c = [
-            sq(p.link_com_pos_1),
-            sq(p.link_length_1),
-            sq(p.link_com_pos_2),
-        ];
-        let k1 = Self::dsdt_trig(p, &c, &y0, trig_t2);
-        let k2 = Self::dsdt(p, &c, &axpy(&y0, dt2, &k1));
-        let k3 = Self::dsdt(p, &c, &axpy(&y0, dt2, &k2));
-        let k4 = Self::dsdt(p, &c, &axpy(&y0, dt, &k3));
+        let k1 = Self::dsdt_trig(p, c, &y0, trig_t2);
+        let k2 = Self::dsdt(p, c, &axpy(&y0, dt2, &k1));
+        let k3 = Self::dsdt(p, c, &axpy(&y0, dt2, &k2));
+        let k4 = Self::dsdt(p, c, &axpy(&y0, dt, &k3));
         let h = dt / 6.0;
         let ns: [f64; 4] =
             std::array::from_fn(|i| y0[i] + h * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
@@ -284,7 +298,13 @@ impl Acrobot {
                 start: 0,
                 end: 3,
             })?;
-        self.state = Self::dynamics_trig(&self.params, self.state, torque, self.trig_t2);
+        self.state = Self::dynamics_trig(
+            &self.params,
+            &self.sq_const,
+            self.state,
+            torque,
+            self.trig_t2,
+        );
         self.trig_t2 = self.state[1].sin_cos();
         self.write_obs(obs);
         // Gymnasium's `_terminal`, reusing cos(theta1) of the observation
@@ -342,6 +362,7 @@ impl Env for Acrobot {
         let p: AcrobotParams = parse_params(ID, params)?;
         p.validate()?;
         self.obs_space = Self::obs_space(&p)?;
+        self.sq_const = Self::const_squares(&p);
         self.params = p;
         Ok(())
     }

@@ -237,6 +237,11 @@ impl MountainCarContinuous {
         state_is_f32: bool,
         action: f32,
     ) -> ([f64; 2], f64, bool) {
+        if state_is_f32 {
+            if let Some(out) = Self::dynamics_f32(p, state, action) {
+                return out;
+            }
+        }
         let kind = if state_is_f32 { Kind::F32 } else { Kind::F64 };
         let mut position = Np { v: state[0], kind };
         let mut velocity = Np { v: state[1], kind };
@@ -283,6 +288,42 @@ impl MountainCarContinuous {
             reward,
             terminated,
         )
+    }
+
+    /// The common case of [`Self::dynamics`] as straight float32 code: a
+    /// float32 state, an action inside `[-1, 1]` (so every operand is an
+    /// `np.float32` or a Python float and NEP 50 keeps every operation in
+    /// float32) and no clipping of velocity or position. `None` when any of
+    /// those does not hold (the general path then redoes the step).
+    #[inline]
+    fn dynamics_f32(
+        p: &MountainCarContinuousParams,
+        state: [f64; 2],
+        action: f32,
+    ) -> Option<([f64; 2], f64, bool)> {
+        if !(-1.0..=1.0).contains(&action) {
+            return None;
+        }
+        let (position, velocity) = (state[0] as f32, state[1] as f32);
+        let three_x = position * 3.0;
+        let slope = p.gravity * f64::from(three_x).cos();
+        let velocity = velocity + (action * p.power as f32 - slope as f32);
+        let max_speed = p.max_speed as f32;
+        if velocity > max_speed || velocity < -max_speed {
+            return None;
+        }
+        let position = position + velocity;
+        let (lo, hi) = (p.min_position as f32, p.max_position as f32);
+        if position > hi || position <= lo {
+            return None;
+        }
+        let terminated = position >= p.goal_position as f32 && velocity >= p.goal_velocity as f32;
+        let reward = if terminated { 100.0 } else { 0.0 } - super::py_square(f64::from(action)) * 0.1;
+        Some((
+            [f64::from(position), f64::from(velocity)],
+            reward,
+            terminated,
+        ))
     }
 
     /// Allocation-free step with a scalar force.
