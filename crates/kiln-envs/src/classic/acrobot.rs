@@ -173,7 +173,7 @@ impl Model for AcrobotModel {
         self.trig_t2 = self.state[1].sin_cos();
     }
 
-#[inline]
+    #[inline]
     fn write_obs(&self, obs: &mut [f64]) {
         let s = &self.state;
         let (sin0, cos0) = s[0].sin_cos();

@@ -128,7 +128,7 @@ impl Model for CartPoleModel {
         self.state.copy_from_slice(state);
     }
 
-#[inline]
+    #[inline]
     fn write_obs(&self, obs: &mut [f64]) {
         obs[..4].copy_from_slice(&self.state);
     }

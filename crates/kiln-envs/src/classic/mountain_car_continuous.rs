@@ -221,7 +221,7 @@ impl Model for MountainCarContinuousModel {
         self.state_is_f32 = false;
     }
 
-#[inline]
+    #[inline]
     fn write_obs(&self, obs: &mut [f64]) {
         obs[..2].copy_from_slice(&self.state);
     }

@@ -136,7 +136,7 @@ impl Model for PendulumModel {
         self.last_u = None;
     }
 
-#[inline]
+    #[inline]
     fn write_obs(&self, obs: &mut [f64]) {
         let [th, thdot] = self.state;
         obs[0] = th.cos();
