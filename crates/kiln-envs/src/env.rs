@@ -345,6 +345,7 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
+    #[inline]
     pub(crate) fn ensure_running(self, env: &str) -> Result<(), EnvError> {
         match self {
             Phase::Running => Ok(()),
@@ -360,6 +361,7 @@ impl Phase {
     }
 }
 
+#[inline]
 pub(crate) fn check_obs_len(env: &str, expected: usize, obs: &[f64]) -> Result<(), EnvError> {
     if obs.len() != expected {
         return Err(EnvError::ObservationBuffer {

@@ -319,6 +319,7 @@ fn exponential<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     -(1.0 - rng.random::<f64>()).ln()
 }
 
+#[inline]
 fn check_length(env: &str, expected: usize, got: usize) -> Result<(), EnvError> {
     if expected != got {
         return Err(EnvError::ActionLength {
@@ -331,6 +332,7 @@ fn check_length(env: &str, expected: usize, got: usize) -> Result<(), EnvError> 
 }
 
 /// Validate a discrete action against `0..n` and return it as an index.
+#[inline]
 pub(crate) fn discrete_index(env: &str, action: &Action, n: usize) -> Result<usize, EnvError> {
     match action {
         Action::Discrete(a) if *a >= 0 && (*a as u64) < n as u64 => Ok(*a as usize),
@@ -351,6 +353,7 @@ pub(crate) fn discrete_index(env: &str, action: &Action, n: usize) -> Result<usi
 
 /// Validate a continuous action's length and finiteness (not its bounds:
 /// environments that clip like Gymnasium accept finite out-of-range values).
+#[inline]
 pub(crate) fn finite_continuous<'a>(
     env: &str,
     action: &'a Action,

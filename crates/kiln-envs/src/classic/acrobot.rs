@@ -9,12 +9,10 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
-use crate::env::{
-    Action, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len, env_rng,
-    parse_params,
-};
+use super::{Classic, Model};
+use crate::env::{Action, EnvRng};
 use crate::error::EnvError;
-use crate::space::{BoxSpace, Space, discrete_index};
+use crate::space::{Space, discrete_index};
 
 const ID: &str = "Acrobot-v1";
 const STATE_NAMES: &str = "theta1, theta2, dtheta1, dtheta2";
@@ -122,61 +120,93 @@ pub fn bound(x: f64, m: f64, big_m: f64) -> f64 {
     if big_m < lo { big_m } else { lo }
 }
 
-/// The acrobot. State `[theta1, theta2, dtheta1, dtheta2]`; observation
-/// `[cos θ1, sin θ1, cos θ2, sin θ2, θ̇1, θ̇2]`.
-#[derive(Debug, Clone)]
-pub struct Acrobot {
-    params: AcrobotParams,
+/// The acrobot's state `[theta1, theta2, dtheta1, dtheta2]` with
+/// `(sin, cos)` of `theta2` (shared by the observation and the next RK4 first
+/// stage) and the squares of the constants of `_dsdt`.
+#[derive(Debug, Clone, Default)]
+pub struct AcrobotModel {
     state: [f64; 4],
-    /// `(sin, cos)` of `state[1]`, shared by the observation and the next RK4 first stage.
     trig_t2: (f64, f64),
-    rng: EnvRng,
-    phase: Phase,
-    obs_space: Space,
-    act_space: Space,
+    sq_const: [f64; 3],
 }
 
-impl Default for Acrobot {
-    fn default() -> Self {
-        Self::new(AcrobotParams::default()).expect("default parameters are valid")
+/// The acrobot. Observation `[cos θ1, sin θ1, cos θ2, sin θ2, θ̇1, θ̇2]`.
+pub type Acrobot = Classic<AcrobotModel>;
+
+impl Model for AcrobotModel {
+    const ID: &'static str = ID;
+    const STATE_NAMES: &'static str = STATE_NAMES;
+    const STATE_LEN: usize = 4;
+    const OBS_LEN: usize = 6;
+    type Params = AcrobotParams;
+
+    fn validate(params: &AcrobotParams) -> Result<(), EnvError> {
+        params.validate()
+    }
+
+    fn spaces(p: &AcrobotParams) -> Result<(Space, Space), EnvError> {
+        Ok((
+            super::symmetric_f32_box(&[1.0, 1.0, 1.0, 1.0, p.max_vel_1, p.max_vel_2])?,
+            Space::discrete(3),
+        ))
+    }
+
+    fn params_changed(&mut self, params: &AcrobotParams) {
+        self.sq_const = Acrobot::const_squares(params);
+    }
+
+    /// Gymnasium: `state ~ U(-0.1, 0.1)^4` cast to float32.
+    fn draw_start(&mut self, _: &AcrobotParams, rng: &mut EnvRng) {
+        let mut start = [0.0; 4];
+        for v in &mut start {
+            *v = rng.random_range(-0.1..0.1_f64) as f32 as f64;
+        }
+        self.load_state(&start);
+    }
+
+    fn state(&self) -> &[f64] {
+        &self.state
+    }
+
+    fn load_state(&mut self, state: &[f64]) {
+        self.state.copy_from_slice(state);
+        self.trig_t2 = self.state[1].sin_cos();
+    }
+
+    #[inline]
+    fn write_obs(&self, obs: &mut [f64]) {
+        let s = &self.state;
+        let (sin0, cos0) = s[0].sin_cos();
+        let (sin1, cos1) = self.trig_t2;
+        obs[..6].copy_from_slice(&[cos0, sin0, cos1, sin1, s[2], s[3]]);
+    }
+
+    #[inline]
+    fn step(
+        &mut self,
+        params: &AcrobotParams,
+        action: &Action,
+        obs: &mut [f64],
+    ) -> Result<(f64, bool), EnvError> {
+        let a = discrete_index(ID, action, 3)?;
+        Ok(self.step_torque(params, AVAIL_TORQUE[a], obs))
+    }
+}
+
+impl AcrobotModel {
+    /// One step with the torque of a valid action: `(reward, terminated)`.
+    #[inline]
+    fn step_torque(&mut self, p: &AcrobotParams, torque: f64, obs: &mut [f64]) -> (f64, bool) {
+        self.state = Acrobot::dynamics_trig(p, &self.sq_const, self.state, torque, self.trig_t2);
+        self.trig_t2 = self.state[1].sin_cos();
+        self.write_obs(obs);
+        // Gymnasium's `_terminal`, reusing cos(theta1) of the observation
+        let terminated = -obs[0] - (self.state[1] + self.state[0]).cos() > 1.0;
+        (if terminated { 0.0 } else { -1.0 }, terminated)
     }
 }
 
 impl Acrobot {
-    /// Build with the given parameters.
-    pub fn new(params: AcrobotParams) -> Result<Self, EnvError> {
-        params.validate()?;
-        let obs_space = Self::obs_space(&params)?;
-        Ok(Self {
-            params,
-            state: [0.0; 4],
-            trig_t2: (0.0, 1.0),
-            rng: env_rng(None),
-            phase: Phase::NotStarted,
-            obs_space,
-            act_space: Space::discrete(3),
-        })
-    }
-
-    fn obs_space(p: &AcrobotParams) -> Result<Space, EnvError> {
-        let high: Vec<f64> = [1.0, 1.0, 1.0, 1.0, p.max_vel_1, p.max_vel_2]
-            .iter()
-            .map(|&h| h as f32 as f64)
-            .collect();
-        let low = high.iter().map(|h| -h).collect();
-        Ok(Space::Box(BoxSpace::new(low, high)?))
-    }
-
-    /// Build from JSON parameters over the defaults.
-    pub fn from_json(params: &serde_json::Value) -> Result<Self, EnvError> {
-        Self::new(parse_params(ID, params)?)
-    }
-
-    /// The parameters.
-    pub fn physics(&self) -> &AcrobotParams {
-        &self.params
-    }
-
     /// Gymnasium's `_dsdt` on the augmented state `[θ1, θ2, θ̇1, θ̇2, torque]`.
     #[inline]
     fn dsdt(p: &AcrobotParams, sq_const: &[f64; 3], s: &[f64; 5]) -> [f64; 5] {
@@ -226,27 +256,37 @@ impl Acrobot {
     /// One Gymnasium step: RK4 over `[0, dt]`, wrap angles, bound velocities.
     #[inline]
     pub fn dynamics(p: &AcrobotParams, s: [f64; 4], torque: f64) -> [f64; 4] {
-        Self::dynamics_trig(p, s, torque, s[1].sin_cos())
+        Self::dynamics_trig(p, &Self::const_squares(p), s, torque, s[1].sin_cos())
+    }
+
+    /// The squares of the constants in `_dsdt` (`lc1**2`, `l1**2`, `lc2**2`), as C `pow`.
+    fn const_squares(p: &AcrobotParams) -> [f64; 3] {
+        let sq = super::py_square;
+        [
+            sq(p.link_com_pos_1),
+            sq(p.link_length_1),
+            sq(p.link_com_pos_2),
+        ]
     }
 
     #[inline]
-    fn dynamics_trig(p: &AcrobotParams, s: [f64; 4], torque: f64, trig_t2: (f64, f64)) -> [f64; 4] {
+    fn dynamics_trig(
+        p: &AcrobotParams,
+        c: &[f64; 3],
+        s: [f64; 4],
+        torque: f64,
+        trig_t2: (f64, f64),
+    ) -> [f64; 4] {
         let y0 = [s[0], s[1], s[2], s[3], torque];
         let dt = p.dt - 0.0;
         let dt2 = dt / 2.0;
         let axpy = |y: &[f64; 5], h: f64, k: &[f64; 5]| -> [f64; 5] {
             std::array::from_fn(|i| y[i] + h * k[i])
         };
-        let sq = super::py_square;
-        let c = [
-            sq(p.link_com_pos_1),
-            sq(p.link_length_1),
-            sq(p.link_com_pos_2),
-        ];
-        let k1 = Self::dsdt_trig(p, &c, &y0, trig_t2);
-        let k2 = Self::dsdt(p, &c, &axpy(&y0, dt2, &k1));
-        let k3 = Self::dsdt(p, &c, &axpy(&y0, dt2, &k2));
-        let k4 = Self::dsdt(p, &c, &axpy(&y0, dt, &k3));
+        let k1 = Self::dsdt_trig(p, c, &y0, trig_t2);
+        let k2 = Self::dsdt(p, c, &axpy(&y0, dt2, &k1));
+        let k3 = Self::dsdt(p, c, &axpy(&y0, dt2, &k2));
+        let k4 = Self::dsdt(p, c, &axpy(&y0, dt, &k3));
         let h = dt / 6.0;
         let ns: [f64; 4] =
             std::array::from_fn(|i| y0[i] + h * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
@@ -264,17 +304,10 @@ impl Acrobot {
         -s[0].cos() - (s[1] + s[0]).cos() > 1.0
     }
 
-    fn write_obs(&self, obs: &mut [f64]) {
-        let s = &self.state;
-        let (sin0, cos0) = s[0].sin_cos();
-        let (sin1, cos1) = self.trig_t2;
-        obs[..6].copy_from_slice(&[cos0, sin0, cos1, sin1, s[2], s[3]]);
-    }
-
     /// Allocation-free step for a known action index.
     #[inline]
     pub fn step_index(&mut self, action: usize, obs: &mut [f64]) -> Result<(f64, bool), EnvError> {
-        self.phase.ensure_running(ID)?;
+        crate::env::check_obs_len(ID, 6, obs)?;
         let torque = *AVAIL_TORQUE
             .get(action)
             .ok_or_else(|| EnvError::DiscreteOutOfRange {
@@ -284,83 +317,6 @@ impl Acrobot {
                 start: 0,
                 end: 3,
             })?;
-        self.state = Self::dynamics_trig(&self.params, self.state, torque, self.trig_t2);
-        self.trig_t2 = self.state[1].sin_cos();
-        self.write_obs(obs);
-        // Gymnasium's `_terminal`, reusing cos(theta1) of the observation
-        let terminated = -obs[0] - (self.state[1] + self.state[0]).cos() > 1.0;
-        if terminated {
-            self.phase = Phase::Ended;
-        }
-        Ok((if terminated { 0.0 } else { -1.0 }, terminated))
-    }
-}
-
-impl Env for Acrobot {
-    fn id(&self) -> &str {
-        ID
-    }
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-
-    /// Gymnasium: `state ~ U(-0.1, 0.1)^4` cast to float32.
-    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<Info, EnvError> {
-        check_obs_len(ID, 6, obs)?;
-        if seed.is_some() {
-            self.rng = env_rng(seed);
-        }
-        for v in &mut self.state {
-            *v = self.rng.random_range(-0.1..0.1_f64) as f32 as f64;
-        }
-        self.trig_t2 = self.state[1].sin_cos();
-        self.phase = Phase::Running;
-        self.write_obs(obs);
-        Ok(Info::new())
-    }
-
-    fn step_into(&mut self, action: &Action, obs: &mut [f64]) -> Result<Transition, EnvError> {
-        check_obs_len(ID, 6, obs)?;
-        let a = discrete_index(ID, action, 3)?;
-        let (reward, terminated) = self.step_index(a, obs)?;
-        Ok(Transition {
-            reward,
-            terminated,
-            truncated: false,
-            info: Info::new(),
-        })
-    }
-
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn set_params(&mut self, params: &serde_json::Value) -> Result<(), EnvError> {
-        let p: AcrobotParams = parse_params(ID, params)?;
-        p.validate()?;
-        self.obs_space = Self::obs_space(&p)?;
-        self.params = p;
-        Ok(())
-    }
-
-    fn state(&self) -> Option<Vec<f64>> {
-        Some(self.state.to_vec())
-    }
-
-    fn set_state(&mut self, state: &[f64]) -> Result<(), EnvError> {
-        check_state_len(ID, STATE_NAMES, 4, state)?;
-        self.state.copy_from_slice(state);
-        self.trig_t2 = self.state[1].sin_cos();
-        self.phase = Phase::Running;
-        Ok(())
-    }
-
-    fn observe(&self, obs: &mut [f64]) -> Result<(), EnvError> {
-        check_obs_len(ID, 6, obs)?;
-        self.write_obs(obs);
-        Ok(())
+        self.advance(obs, |m, p, o| Ok(m.step_torque(p, torque, o)))
     }
 }

@@ -6,13 +6,11 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::env::{
-    Action, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len, env_rng,
-    parse_params,
-};
+use super::{Classic, Model};
+use crate::env::{Action, EnvRng};
 use crate::error::EnvError;
 use crate::render::RgbImage;
-use crate::space::{BoxSpace, Space, discrete_index};
+use crate::space::{Space, discrete_index};
 
 const ID: &str = "CartPole-v1";
 const STATE_NAMES: &str = "x, x_dot, theta, theta_dot";
@@ -56,27 +54,18 @@ impl Default for CartPoleParams {
 
 impl CartPoleParams {
     fn validate(&self) -> Result<(), EnvError> {
-        for (name, v) in [
-            ("gravity", self.gravity),
-            ("masscart", self.masscart),
-            ("masspole", self.masspole),
-            ("length", self.length),
-            ("force_mag", self.force_mag),
-            ("tau", self.tau),
-        ] {
-            if !v.is_finite() {
-                return Err(EnvError::param(ID, name, v, "must be finite"));
-            }
-        }
-        for (name, v) in [
-            ("masscart", self.masscart),
-            ("length", self.length),
-            ("tau", self.tau),
-        ] {
-            if v <= 0.0 {
-                return Err(EnvError::param(ID, name, v, "must be positive"));
-            }
-        }
+        super::check_finite_positive(
+            ID,
+            &[
+                ("gravity", self.gravity),
+                ("masscart", self.masscart),
+                ("masspole", self.masspole),
+                ("length", self.length),
+                ("force_mag", self.force_mag),
+                ("tau", self.tau),
+            ],
+            &["masscart", "length", "tau"],
+        )?;
         if self.masspole < 0.0 {
             return Err(EnvError::param(
                 ID,
@@ -94,56 +83,91 @@ pub const THETA_THRESHOLD_RADIANS: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360
 /// Cart position threshold (m).
 pub const X_THRESHOLD: f64 = 2.4;
 
-/// The cart-pole environment. State `[x, x_dot, theta, theta_dot]` (float64, as Gymnasium).
-#[derive(Debug, Clone)]
-pub struct CartPole {
-    params: CartPoleParams,
+/// The cart-pole state `[x, x_dot, theta, theta_dot]` (float64, as Gymnasium).
+#[derive(Debug, Clone, Default)]
+pub struct CartPoleModel {
     state: [f64; 4],
-    rng: EnvRng,
-    phase: Phase,
-    obs_space: Space,
-    act_space: Space,
 }
 
-impl Default for CartPole {
-    fn default() -> Self {
-        Self::new(CartPoleParams::default()).expect("default parameters are valid")
+/// The cart-pole environment.
+pub type CartPole = Classic<CartPoleModel>;
+
+impl Model for CartPoleModel {
+    const ID: &'static str = ID;
+    const STATE_NAMES: &'static str = STATE_NAMES;
+    const STATE_LEN: usize = 4;
+    const OBS_LEN: usize = 4;
+    type Params = CartPoleParams;
+
+    fn validate(params: &CartPoleParams) -> Result<(), EnvError> {
+        params.validate()
     }
-}
 
-impl CartPole {
-    /// Build with the given parameters.
-    pub fn new(params: CartPoleParams) -> Result<Self, EnvError> {
-        params.validate()?;
+    fn spaces(_: &CartPoleParams) -> Result<(Space, Space), EnvError> {
         let high = [
             X_THRESHOLD * 2.0,
             f64::INFINITY,
             THETA_THRESHOLD_RADIANS * 2.0,
             f64::INFINITY,
         ];
-        // Gymnasium declares the bounds as float32.
-        let high: Vec<f64> = high.iter().map(|&h| h as f32 as f64).collect();
-        let low = high.iter().map(|h| -h).collect();
-        Ok(Self {
-            params,
-            state: [0.0; 4],
-            rng: env_rng(None),
-            phase: Phase::NotStarted,
-            obs_space: Space::Box(BoxSpace::new(low, high)?),
-            act_space: Space::discrete(2),
-        })
+        Ok((super::symmetric_f32_box(&high)?, Space::discrete(2)))
     }
 
-    /// Build from JSON parameters over the defaults.
-    pub fn from_json(params: &serde_json::Value) -> Result<Self, EnvError> {
-        Self::new(parse_params(ID, params)?)
+    /// Gymnasium: `state ~ U(-0.05, 0.05)^4`.
+    fn draw_start(&mut self, _: &CartPoleParams, rng: &mut EnvRng) {
+        for v in &mut self.state {
+            *v = rng.random_range(-0.05..0.05);
+        }
     }
 
-    /// The physical parameters.
-    pub fn physics(&self) -> &CartPoleParams {
-        &self.params
+    fn state(&self) -> &[f64] {
+        &self.state
     }
 
+    fn load_state(&mut self, state: &[f64]) {
+        self.state.copy_from_slice(state);
+    }
+
+    #[inline]
+    fn write_obs(&self, obs: &mut [f64]) {
+        obs[..4].copy_from_slice(&self.state);
+    }
+
+    #[inline]
+    fn step(
+        &mut self,
+        params: &CartPoleParams,
+        action: &Action,
+        obs: &mut [f64],
+    ) -> Result<(f64, bool), EnvError> {
+        let a = discrete_index(ID, action, 2)?;
+        Ok(self.step_index(params, a, obs))
+    }
+
+    /// 600×400 frame in Gymnasium's layout: track, cart, pole, axle.
+    fn render(&self, params: &CartPoleParams) -> Option<RgbImage> {
+        Some(crate::render::draw_cartpole(&self.state, params.length))
+    }
+}
+
+impl CartPoleModel {
+    /// One step with a valid action index (0 or 1).
+    #[inline]
+    fn step_index(&mut self, p: &CartPoleParams, action: usize, obs: &mut [f64]) -> (f64, bool) {
+        self.state = CartPole::dynamics(p, self.state, action);
+        let terminated = CartPole::is_terminal(&self.state);
+        // Gymnasium: +1 on every step including the terminating one (Sutton–Barto: 0, then −1).
+        let reward = match (p.sutton_barto_reward, terminated) {
+            (false, _) => 1.0,
+            (true, false) => 0.0,
+            (true, true) => -1.0,
+        };
+        self.write_obs(obs);
+        (reward, terminated)
+    }
+}
+
+impl CartPole {
     /// One Euler step of the dynamics from `s` with push direction `action`
     /// (1 = right). Operation order follows Gymnasium's `step` exactly.
     #[inline]
@@ -188,10 +212,10 @@ impl CartPole {
             || theta > THETA_THRESHOLD_RADIANS
     }
 
-    /// Allocation-free step for a known action index; the hot path of vectorized stepping.
+    /// Allocation-free step for a known action index.
     #[inline]
     pub fn step_index(&mut self, action: usize, obs: &mut [f64]) -> Result<(f64, bool), EnvError> {
-        self.phase.ensure_running(ID)?;
+        crate::env::check_obs_len(ID, 4, obs)?;
         if action > 1 {
             return Err(EnvError::DiscreteOutOfRange {
                 env: ID.to_string(),
@@ -201,92 +225,6 @@ impl CartPole {
                 end: 2,
             });
         }
-        self.state = Self::dynamics(&self.params, self.state, action);
-        let terminated = Self::is_terminal(&self.state);
-        // Gymnasium: +1 on every step including the terminating one (Sutton–Barto: 0, then −1).
-        let reward = match (self.params.sutton_barto_reward, terminated) {
-            (false, _) => 1.0,
-            (true, false) => 0.0,
-            (true, true) => -1.0,
-        };
-        if terminated {
-            self.phase = Phase::Ended;
-        }
-        obs[..4].copy_from_slice(&self.state);
-        Ok((reward, terminated))
-    }
-}
-
-impl Env for CartPole {
-    fn id(&self) -> &str {
-        ID
-    }
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-
-    /// Gymnasium: `state ~ U(-0.05, 0.05)^4`.
-    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<Info, EnvError> {
-        check_obs_len(ID, 4, obs)?;
-        if seed.is_some() {
-            self.rng = env_rng(seed);
-        }
-        for v in &mut self.state {
-            *v = self.rng.random_range(-0.05..0.05);
-        }
-        self.phase = Phase::Running;
-        obs.copy_from_slice(&self.state);
-        Ok(Info::new())
-    }
-
-    fn step_into(&mut self, action: &Action, obs: &mut [f64]) -> Result<Transition, EnvError> {
-        check_obs_len(ID, 4, obs)?;
-        let a = discrete_index(ID, action, 2)?;
-        let (reward, terminated) = self.step_index(a, obs)?;
-        Ok(Transition {
-            reward,
-            terminated,
-            truncated: false,
-            info: Info::new(),
-        })
-    }
-
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn set_params(&mut self, params: &serde_json::Value) -> Result<(), EnvError> {
-        let p: CartPoleParams = parse_params(ID, params)?;
-        p.validate()?;
-        self.params = p;
-        Ok(())
-    }
-
-    fn state(&self) -> Option<Vec<f64>> {
-        Some(self.state.to_vec())
-    }
-
-    fn set_state(&mut self, state: &[f64]) -> Result<(), EnvError> {
-        check_state_len(ID, STATE_NAMES, 4, state)?;
-        self.state.copy_from_slice(state);
-        self.phase = Phase::Running;
-        Ok(())
-    }
-
-    fn observe(&self, obs: &mut [f64]) -> Result<(), EnvError> {
-        check_obs_len(ID, 4, obs)?;
-        obs.copy_from_slice(&self.state);
-        Ok(())
-    }
-
-    /// 600×400 frame in Gymnasium's layout: track, cart, pole, axle.
-    fn render(&self) -> Result<RgbImage, EnvError> {
-        Ok(crate::render::draw_cartpole(
-            &self.state,
-            self.params.length,
-        ))
+        self.advance(obs, |m, p, o| Ok(m.step_index(p, action, o)))
     }
 }

@@ -7,32 +7,268 @@ pub mod cartpole;
 pub mod mountain_car_continuous;
 pub mod pendulum;
 
-pub use acrobot::{Acrobot, AcrobotParams};
-pub use cartpole::{CartPole, CartPoleParams};
-pub use mountain_car_continuous::{MountainCarContinuous, MountainCarContinuousParams};
-pub use pendulum::{Pendulum, PendulumParams};
+pub use acrobot::{Acrobot, AcrobotModel, AcrobotParams};
+pub use cartpole::{CartPole, CartPoleModel, CartPoleParams};
+pub use mountain_car_continuous::{
+    MountainCarContinuous, MountainCarContinuousModel, MountainCarContinuousParams,
+};
+pub use pendulum::{Pendulum, PendulumModel, PendulumParams};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::env::{
+    Action, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len, env_rng,
+    parse_params,
+};
+use crate::error::EnvError;
+use crate::render::RgbImage;
+use crate::space::Space;
+
+/// What distinguishes one classic-control environment from another: its
+/// parameters, its state (with any cached values derived from it), the
+/// start distribution, the observation and the transition. [`Classic`] adds
+/// the shared Gymnasium bookkeeping (seeding, reset-before-step, no step after
+/// the end, parameter and state validation, the spaces) and implements [`Env`].
+pub trait Model: Clone + std::fmt::Debug + Default + Send {
+    /// Gymnasium id (used in error messages).
+    const ID: &'static str;
+    /// Names of the state components, `", "`-separated (for error messages).
+    const STATE_NAMES: &'static str;
+    /// Length of the state vector.
+    const STATE_LEN: usize;
+    /// Length of the observation.
+    const OBS_LEN: usize;
+    /// Physical parameters (JSON-serializable, defaults = Gymnasium's).
+    type Params: Clone + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned + Default + Send;
+
+    /// Check the parameters, naming the bad field.
+    fn validate(params: &Self::Params) -> Result<(), EnvError>;
+    /// `(observation space, action space)` for the parameters (Gymnasium's float32 bounds).
+    fn spaces(params: &Self::Params) -> Result<(Space, Space), EnvError>;
+    /// Recompute values cached from the parameters (called on construction and `set_params`).
+    fn params_changed(&mut self, params: &Self::Params) {
+        let _ = params;
+    }
+    /// Draw the start state from Gymnasium's reset distribution.
+    fn draw_start(&mut self, params: &Self::Params, rng: &mut EnvRng);
+    /// The internal state (Gymnasium's `env.unwrapped.state` order).
+    fn state(&self) -> &[f64];
+    /// Replace the state (length and finiteness already checked).
+    fn load_state(&mut self, state: &[f64]);
+    /// Write the observation of the current state (`obs.len() == OBS_LEN`).
+    fn write_obs(&self, obs: &mut [f64]);
+    /// Validate `action` and advance one step, writing the next observation;
+    /// `(reward, terminated)`. On error the state is unchanged.
+    fn step(
+        &mut self,
+        params: &Self::Params,
+        action: &Action,
+        obs: &mut [f64],
+    ) -> Result<(f64, bool), EnvError>;
+    /// Draw the current state, if the environment has a renderer.
+    fn render(&self, params: &Self::Params) -> Option<RgbImage> {
+        let _ = params;
+        None
+    }
+}
+
+/// A classic-control environment: a [`Model`] plus the bookkeeping every one
+/// of them shares. Used through its aliases [`CartPole`], [`Pendulum`],
+/// [`MountainCarContinuous`] and [`Acrobot`].
+#[derive(Debug, Clone)]
+pub struct Classic<M: Model> {
+    params: M::Params,
+    model: M,
+    rng: EnvRng,
+    phase: Phase,
+    obs_space: Space,
+    act_space: Space,
+}
+
+impl<M: Model> Default for Classic<M> {
+    fn default() -> Self {
+        Self::new(M::Params::default()).expect("default parameters are valid")
+    }
+}
+
+impl<M: Model> Classic<M> {
+    /// Build with the given parameters.
+    pub fn new(params: M::Params) -> Result<Self, EnvError> {
+        M::validate(&params)?;
+        let (obs_space, act_space) = M::spaces(&params)?;
+        let mut model = M::default();
+        model.params_changed(&params);
+        Ok(Self {
+            params,
+            model,
+            rng: env_rng(None),
+            phase: Phase::NotStarted,
+            obs_space,
+            act_space,
+        })
+    }
+
+    /// Build from JSON parameters over the defaults.
+    pub fn from_json(params: &serde_json::Value) -> Result<Self, EnvError> {
+        Self::new(parse_params(M::ID, params)?)
+    }
+
+    /// The physical parameters.
+    pub fn physics(&self) -> &M::Params {
+        &self.params
+    }
+
+    /// The model (state and cached values).
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// Run one transition `f` (which validates its action and leaves the
+    /// model unchanged on error) under the episode bookkeeping.
+    #[inline]
+    fn advance(
+        &mut self,
+        obs: &mut [f64],
+        f: impl FnOnce(&mut M, &M::Params, &mut [f64]) -> Result<(f64, bool), EnvError>,
+    ) -> Result<(f64, bool), EnvError> {
+        self.phase.ensure_running(M::ID)?;
+        let (reward, terminated) = f(&mut self.model, &self.params, obs)?;
+        if terminated {
+            self.phase = Phase::Ended;
+        }
+        Ok((reward, terminated))
+    }
+}
+
+impl<M: Model> Env for Classic<M> {
+    fn id(&self) -> &str {
+        M::ID
+    }
+    fn observation_space(&self) -> &Space {
+        &self.obs_space
+    }
+    fn action_space(&self) -> &Space {
+        &self.act_space
+    }
+
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<Info, EnvError> {
+        check_obs_len(M::ID, M::OBS_LEN, obs)?;
+        if seed.is_some() {
+            self.rng = env_rng(seed);
+        }
+        self.model.draw_start(&self.params, &mut self.rng);
+        self.phase = Phase::Running;
+        self.model.write_obs(obs);
+        Ok(Info::new())
+    }
+
+    #[inline]
+    fn step_into(&mut self, action: &Action, obs: &mut [f64]) -> Result<Transition, EnvError> {
+        check_obs_len(M::ID, M::OBS_LEN, obs)?;
+        let (reward, terminated) = self.advance(obs, |m, p, o| m.step(p, action, o))?;
+        Ok(Transition {
+            reward,
+            terminated,
+            truncated: false,
+            info: Info::new(),
+        })
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn set_params(&mut self, params: &serde_json::Value) -> Result<(), EnvError> {
+        let p: M::Params = parse_params(M::ID, params)?;
+        M::validate(&p)?;
+        let (obs_space, act_space) = M::spaces(&p)?;
+        self.model.params_changed(&p);
+        self.params = p;
+        self.obs_space = obs_space;
+        self.act_space = act_space;
+        Ok(())
+    }
+
+    fn state(&self) -> Option<Vec<f64>> {
+        Some(self.model.state().to_vec())
+    }
+
+    fn set_state(&mut self, state: &[f64]) -> Result<(), EnvError> {
+        check_state_len(M::ID, M::STATE_NAMES, M::STATE_LEN, state)?;
+        self.model.load_state(state);
+        self.phase = Phase::Running;
+        Ok(())
+    }
+
+    fn observe(&self, obs: &mut [f64]) -> Result<(), EnvError> {
+        check_obs_len(M::ID, M::OBS_LEN, obs)?;
+        self.model.write_obs(obs);
+        Ok(())
+    }
+
+    fn render(&self) -> Result<RgbImage, EnvError> {
+        self.model
+            .render(&self.params)
+            .ok_or_else(|| EnvError::Unsupported {
+                env: M::ID.to_string(),
+                what: "render",
+            })
+    }
+}
+
+/// Check that every `(name, value)` is finite, then that the named ones are positive.
+pub(crate) fn check_finite_positive(
+    env: &str,
+    finite: &[(&'static str, f64)],
+    positive: &[&'static str],
+) -> Result<(), EnvError> {
+    for &(name, v) in finite {
+        if !v.is_finite() {
+            return Err(EnvError::param(env, name, v, "must be finite"));
+        }
+    }
+    for &(name, v) in finite {
+        if positive.contains(&name) && v <= 0.0 {
+            return Err(EnvError::param(env, name, v, "must be positive"));
+        }
+    }
+    Ok(())
+}
+
+/// A `Box` space from float64 bounds, rounded to float32 as Gymnasium declares them (`high`, `-high`).
+pub(crate) fn symmetric_f32_box(high: &[f64]) -> Result<Space, EnvError> {
+    let high: Vec<f64> = high.iter().map(|&h| h as f32 as f64).collect();
+    let low = high.iter().map(|h| -h).collect();
+    Ok(Space::Box(crate::space::BoxSpace::new(low, high)?))
+}
 
 /// Python's and NumPy's scalar `x ** 2`: both call the C library's `pow(x, 2.0)`,
 /// which is not always the correctly rounded `x * x` (about 1 in 1,000 inputs
 /// differ in the last bit). Chaotic dynamics such as Acrobot amplify that bit
 /// to 1e-4 within 300 steps, so the ports reproduce `pow` exactly.
 ///
-/// Fast path: glibc's `pow` is accurate to 0.52 ulp, so whenever the exact
-/// square lies within 0.45 ulp of the rounded product `p = x * x` (found with
-/// Dekker's exact product error), `pow` must return `p` too; only the ~10 %
-/// of inputs near a rounding midpoint call `pow` (`black_box` keeps LLVM from
-/// rewriting `pow(x, 2.0)` as `x * x`).
+/// Fast path: glibc's `pow` (Arm's `pow.c`) errs by at most
+/// `0.509 ulp + |y ln x| · 1.3·2^-68 · 2^53` (0.511 ulp without FMA); for
+/// `x² ∈ [2^-60, 2^60]` (`|2 ln x| < 42`) that is below 0.513 ulp. So whenever
+/// the exact square lies within 0.47 ulp of the rounded product `p = x * x`
+/// (found with Dekker's exact product error), every other double is more
+/// than 0.53 ulp away and `pow` must return `p` too. Only the ~6 % of inputs
+/// near a rounding midpoint, squares that round to a power of two (where the
+/// spacing below halves) and squares outside that range call `pow`
+/// (`black_box` keeps LLVM from rewriting `pow(x, 2.0)` as `x * x`).
 #[inline]
 pub(crate) fn py_square(x: f64) -> f64 {
+    const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
     let p = x * x;
-    if p.is_normal() && p < 1e300 {
+    if (8.673_617_379_884_035e-19..1.152_921_504_606_847e18).contains(&p) {
         // Veltkamp split and Dekker's error term: x*x = p + err exactly.
         let c = 134_217_729.0 * x;
         let hi = c - (c - x);
         let lo = x - hi;
         let err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
         let ulp = f64::from_bits(p.to_bits() & 0x7ff0_0000_0000_0000) * f64::EPSILON;
-        if err.abs() < 0.45 * ulp {
+        if err == 0.0 || (err.abs() < 0.47 * ulp && p.to_bits() & MANTISSA != 0) {
             return p;
         }
     }
@@ -40,16 +276,34 @@ pub(crate) fn py_square(x: f64) -> f64 {
 }
 
 /// NumPy's `np.float32 ** 2`: C `powf(x, 2.0f)`, which is not always the
-/// rounded product either (glibc's `powf` is accurate to 0.82 ulp, too loose
-/// for a fast path), so it is called directly.
+/// rounded product either.
+///
+/// Fast path: the square of a float32 is exact in float64, so its float32
+/// rounding `r` and distance `err` to it are exact. glibc's `powf` (Arm's
+/// `powf.c`) rounds a double approximation whose relative error is at most
+/// `ln 2 · |y log2 x| · 1.83·2^-33 + 1.69·2^-34`; for `|x| ∈ [2^-8, 2^8]`
+/// (`|2 log2 x| ≤ 16`) that is below `2^-28.6`, i.e. 0.042 float32 ulp. So
+/// when the exact square lies within 0.45 ulp of `r`, the approximation lies
+/// within 0.5 ulp and rounds to `r` as well. Other inputs (about 10 %) call `powf`.
 #[inline]
 pub(crate) fn py_square_f32(x: f32) -> f32 {
+    const MANTISSA: u32 = 0x007f_ffff;
+    let ax = x.abs();
+    if (0.003_906_25..=256.0).contains(&ax) {
+        let e = f64::from(x) * f64::from(x);
+        let r = e as f32;
+        let err = e - f64::from(r); // exact (both within one float32 ulp)
+        let ulp = f64::from(f32::from_bits(r.to_bits() & 0x7f80_0000)) * f64::from(f32::EPSILON);
+        if err == 0.0 || (err.abs() < 0.45 * ulp && r.to_bits() & MANTISSA != 0) {
+            return r;
+        }
+    }
     x.powf(std::hint::black_box(2.0))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::py_square;
+    use super::{py_square, py_square_f32};
 
     /// Inputs where CPython's `math.pow(x, 2)` (glibc `pow`) differs from `x * x`,
     /// with CPython's results.
@@ -69,6 +323,53 @@ mod tests {
         }
         for x in [0.0, 1.0, -3.0, 0.5, 1e-200, 1e200] {
             assert_eq!(py_square(x), x.powf(2.0));
+        }
+    }
+
+    /// The fast paths agree with the C library bit for bit.
+    #[test]
+    fn py_squares_agree_with_libm() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(3);
+        let black = std::hint::black_box(2.0);
+        for i in 0..1_000_000 {
+            let x: f64 = match i % 3 {
+                0 => rng.random_range(-10.0..10.0),
+                1 => rng.random_range(-40.0..40.0),
+                _ => rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(-12..12)),
+            };
+            assert_eq!(py_square(x).to_bits(), x.powf(black).to_bits(), "x = {x:e}");
+            let y = x as f32;
+            let blackf = std::hint::black_box(2.0f32);
+            assert_eq!(
+                py_square_f32(y).to_bits(),
+                y.powf(blackf).to_bits(),
+                "x = {y:e}"
+            );
+        }
+        for y in [0.0f32, -0.0, 2.0, -2.0, 0.003_906_25, 256.0, 1e-30, 1e30] {
+            assert_eq!(
+                py_square_f32(y).to_bits(),
+                y.powf(2.0).to_bits(),
+                "x = {y:e}"
+            );
+        }
+    }
+
+    /// Every float32 in the fast path's range, positive and negative.
+    #[test]
+    #[ignore = "slow: 268 million powf calls"]
+    fn py_square_f32_agrees_with_powf_exhaustively() {
+        let two = std::hint::black_box(2.0f32);
+        let (lo, hi) = (0.003_906_25f32.to_bits(), 256.0f32.to_bits());
+        for bits in lo..=hi {
+            for y in [f32::from_bits(bits), -f32::from_bits(bits)] {
+                assert_eq!(
+                    py_square_f32(y).to_bits(),
+                    y.powf(two).to_bits(),
+                    "x = {y:e}"
+                );
+            }
         }
     }
 }

@@ -12,10 +12,8 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::env::{
-    Action, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len, env_rng,
-    parse_params,
-};
+use super::{Classic, Model};
+use crate::env::{Action, EnvRng};
 use crate::error::EnvError;
 use crate::space::{BoxSpace, Space, finite_continuous};
 
@@ -175,59 +173,92 @@ impl Np {
     }
 }
 
-/// The continuous mountain car. State `[position, velocity]`.
-#[derive(Debug, Clone)]
-pub struct MountainCarContinuous {
-    params: MountainCarContinuousParams,
+/// The mountain car's state `[position, velocity]` and the dtype Gymnasium
+/// holds it in: float64 after `reset`, float32 after `step`.
+#[derive(Debug, Clone, Default)]
+pub struct MountainCarContinuousModel {
     state: [f64; 2],
-    /// Gymnasium's state array dtype: float64 after `reset`, float32 after `step`.
     state_is_f32: bool,
-    rng: EnvRng,
-    phase: Phase,
-    obs_space: Space,
-    act_space: Space,
 }
 
-impl Default for MountainCarContinuous {
-    fn default() -> Self {
-        Self::new(MountainCarContinuousParams::default()).expect("default parameters are valid")
+/// The continuous mountain car. Observation = state.
+pub type MountainCarContinuous = Classic<MountainCarContinuousModel>;
+
+impl Model for MountainCarContinuousModel {
+    const ID: &'static str = ID;
+    const STATE_NAMES: &'static str = STATE_NAMES;
+    const STATE_LEN: usize = 2;
+    const OBS_LEN: usize = 2;
+    type Params = MountainCarContinuousParams;
+
+    fn validate(params: &MountainCarContinuousParams) -> Result<(), EnvError> {
+        params.validate()
+    }
+
+    fn spaces(p: &MountainCarContinuousParams) -> Result<(Space, Space), EnvError> {
+        let f = |x: f64| x as f32 as f64;
+        Ok((
+            Space::Box(BoxSpace::new(
+                vec![f(p.min_position), f(-p.max_speed)],
+                vec![f(p.max_position), f(p.max_speed)],
+            )?),
+            Space::Box(BoxSpace::new(vec![-1.0], vec![1.0])?),
+        ))
+    }
+
+    /// Gymnasium: `position ~ U(-0.6, -0.4)`, `velocity = 0`, stored as float64.
+    fn draw_start(&mut self, _: &MountainCarContinuousParams, rng: &mut EnvRng) {
+        self.load_state(&[rng.random_range(-0.6..-0.4), 0.0]);
+    }
+
+    fn state(&self) -> &[f64] {
+        &self.state
+    }
+
+    /// Like Gymnasium's `reset`, the state is held as a float64 array until the first step.
+    fn load_state(&mut self, state: &[f64]) {
+        self.state.copy_from_slice(state);
+        self.state_is_f32 = false;
+    }
+
+    #[inline]
+    fn write_obs(&self, obs: &mut [f64]) {
+        obs[..2].copy_from_slice(&self.state);
+    }
+
+    /// Out-of-range forces are clipped to `[-1, 1]` for the dynamics while the
+    /// action penalty `0.1 a²` uses the raw value, as in Gymnasium.
+    #[inline]
+    fn step(
+        &mut self,
+        params: &MountainCarContinuousParams,
+        action: &Action,
+        obs: &mut [f64],
+    ) -> Result<(f64, bool), EnvError> {
+        let a = finite_continuous(ID, action, 1)?;
+        Ok(self.step_force(params, a[0], obs))
+    }
+}
+
+impl MountainCarContinuousModel {
+    /// One step with a finite force: `(reward, terminated)`.
+    #[inline]
+    fn step_force(
+        &mut self,
+        p: &MountainCarContinuousParams,
+        force: f64,
+        obs: &mut [f64],
+    ) -> (f64, bool) {
+        let (next, reward, terminated) =
+            MountainCarContinuous::dynamics(p, self.state, self.state_is_f32, force as f32);
+        self.state = next;
+        self.state_is_f32 = true;
+        self.write_obs(obs);
+        (reward, terminated)
     }
 }
 
 impl MountainCarContinuous {
-    /// Build with the given parameters.
-    pub fn new(params: MountainCarContinuousParams) -> Result<Self, EnvError> {
-        params.validate()?;
-        let obs_space = Self::obs_space(&params)?;
-        Ok(Self {
-            params,
-            state: [0.0; 2],
-            state_is_f32: false,
-            rng: env_rng(None),
-            phase: Phase::NotStarted,
-            obs_space,
-            act_space: Space::Box(BoxSpace::new(vec![-1.0], vec![1.0])?),
-        })
-    }
-
-    fn obs_space(p: &MountainCarContinuousParams) -> Result<Space, EnvError> {
-        let f = |x: f64| x as f32 as f64;
-        Ok(Space::Box(BoxSpace::new(
-            vec![f(p.min_position), f(-p.max_speed)],
-            vec![f(p.max_position), f(p.max_speed)],
-        )?))
-    }
-
-    /// Build from JSON parameters over the defaults.
-    pub fn from_json(params: &serde_json::Value) -> Result<Self, EnvError> {
-        Self::new(parse_params(ID, params)?)
-    }
-
-    /// The parameters.
-    pub fn physics(&self) -> &MountainCarContinuousParams {
-        &self.params
-    }
-
     /// One step of Gymnasium's update from `state` (float32 or float64 array)
     /// with the float32 action `action`. Returns `(next_state, reward, terminated)`;
     /// the next state is float32-valued.
@@ -237,6 +268,9 @@ impl MountainCarContinuous {
         state_is_f32: bool,
         action: f32,
     ) -> ([f64; 2], f64, bool) {
+        if state_is_f32 && let Some(out) = Self::dynamics_f32(p, state, action) {
+            return out;
+        }
         let kind = if state_is_f32 { Kind::F32 } else { Kind::F64 };
         let mut position = Np { v: state[0], kind };
         let mut velocity = Np { v: state[1], kind };
@@ -285,10 +319,47 @@ impl MountainCarContinuous {
         )
     }
 
+    /// The common case of [`Self::dynamics`] as straight float32 code: a
+    /// float32 state, an action inside `[-1, 1]` (so every operand is an
+    /// `np.float32` or a Python float and NEP 50 keeps every operation in
+    /// float32) and no clipping of velocity or position. `None` when any of
+    /// those does not hold (the general path then redoes the step).
+    #[inline]
+    fn dynamics_f32(
+        p: &MountainCarContinuousParams,
+        state: [f64; 2],
+        action: f32,
+    ) -> Option<([f64; 2], f64, bool)> {
+        if !(-1.0..=1.0).contains(&action) {
+            return None;
+        }
+        let (position, velocity) = (state[0] as f32, state[1] as f32);
+        let three_x = position * 3.0;
+        let slope = p.gravity * f64::from(three_x).cos();
+        let velocity = velocity + (action * p.power as f32 - slope as f32);
+        let max_speed = p.max_speed as f32;
+        if velocity > max_speed || velocity < -max_speed {
+            return None;
+        }
+        let position = position + velocity;
+        let (lo, hi) = (p.min_position as f32, p.max_position as f32);
+        if position > hi || position <= lo {
+            return None;
+        }
+        let terminated = position >= p.goal_position as f32 && velocity >= p.goal_velocity as f32;
+        let reward =
+            if terminated { 100.0 } else { 0.0 } - super::py_square(f64::from(action)) * 0.1;
+        Some((
+            [f64::from(position), f64::from(velocity)],
+            reward,
+            terminated,
+        ))
+    }
+
     /// Allocation-free step with a scalar force.
     #[inline]
     pub fn step_force(&mut self, force: f64, obs: &mut [f64]) -> Result<(f64, bool), EnvError> {
-        self.phase.ensure_running(ID)?;
+        crate::env::check_obs_len(ID, 2, obs)?;
         if !force.is_finite() {
             return Err(EnvError::ActionNotFinite {
                 env: ID.to_string(),
@@ -296,84 +367,6 @@ impl MountainCarContinuous {
                 value: force,
             });
         }
-        let (next, reward, terminated) =
-            Self::dynamics(&self.params, self.state, self.state_is_f32, force as f32);
-        self.state = next;
-        self.state_is_f32 = true;
-        if terminated {
-            self.phase = Phase::Ended;
-        }
-        obs[..2].copy_from_slice(&self.state);
-        Ok((reward, terminated))
-    }
-}
-
-impl Env for MountainCarContinuous {
-    fn id(&self) -> &str {
-        ID
-    }
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-
-    /// Gymnasium: `position ~ U(-0.6, -0.4)`, `velocity = 0`, stored as float64.
-    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<Info, EnvError> {
-        check_obs_len(ID, 2, obs)?;
-        if seed.is_some() {
-            self.rng = env_rng(seed);
-        }
-        self.state = [self.rng.random_range(-0.6..-0.4), 0.0];
-        self.state_is_f32 = false;
-        self.phase = Phase::Running;
-        obs.copy_from_slice(&self.state);
-        Ok(Info::new())
-    }
-
-    /// Out-of-range forces are clipped to `[-1, 1]` for the dynamics while the
-    /// action penalty `0.1 a²` uses the raw value, as in Gymnasium.
-    fn step_into(&mut self, action: &Action, obs: &mut [f64]) -> Result<Transition, EnvError> {
-        check_obs_len(ID, 2, obs)?;
-        let a = finite_continuous(ID, action, 1)?;
-        let (reward, terminated) = self.step_force(a[0], obs)?;
-        Ok(Transition {
-            reward,
-            terminated,
-            truncated: false,
-            info: Info::new(),
-        })
-    }
-
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn set_params(&mut self, params: &serde_json::Value) -> Result<(), EnvError> {
-        let p: MountainCarContinuousParams = parse_params(ID, params)?;
-        p.validate()?;
-        self.obs_space = Self::obs_space(&p)?;
-        self.params = p;
-        Ok(())
-    }
-
-    fn state(&self) -> Option<Vec<f64>> {
-        Some(self.state.to_vec())
-    }
-
-    /// Like Gymnasium's `reset`, the state is held as a float64 array until the first step.
-    fn set_state(&mut self, state: &[f64]) -> Result<(), EnvError> {
-        check_state_len(ID, STATE_NAMES, 2, state)?;
-        self.state.copy_from_slice(state);
-        self.state_is_f32 = false;
-        self.phase = Phase::Running;
-        Ok(())
-    }
-
-    fn observe(&self, obs: &mut [f64]) -> Result<(), EnvError> {
-        check_obs_len(ID, 2, obs)?;
-        obs.copy_from_slice(&self.state);
-        Ok(())
+        self.advance(obs, |m, p, o| Ok(m.step_force(p, force, o)))
     }
 }

@@ -10,10 +10,8 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::env::{
-    Action, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len, env_rng,
-    parse_params,
-};
+use super::{Classic, Model};
+use crate::env::{Action, EnvRng};
 use crate::error::EnvError;
 use crate::render::RgbImage;
 use crate::space::{BoxSpace, Space, finite_continuous};
@@ -54,30 +52,18 @@ impl Default for PendulumParams {
 
 impl PendulumParams {
     fn validate(&self) -> Result<(), EnvError> {
-        for (name, v) in [
-            ("g", self.g),
-            ("m", self.m),
-            ("l", self.l),
-            ("dt", self.dt),
-            ("max_speed", self.max_speed),
-            ("max_torque", self.max_torque),
-        ] {
-            if !v.is_finite() {
-                return Err(EnvError::param(ID, name, v, "must be finite"));
-            }
-        }
-        for (name, v) in [
-            ("m", self.m),
-            ("l", self.l),
-            ("dt", self.dt),
-            ("max_speed", self.max_speed),
-            ("max_torque", self.max_torque),
-        ] {
-            if v <= 0.0 {
-                return Err(EnvError::param(ID, name, v, "must be positive"));
-            }
-        }
-        Ok(())
+        super::check_finite_positive(
+            ID,
+            &[
+                ("g", self.g),
+                ("m", self.m),
+                ("l", self.l),
+                ("dt", self.dt),
+                ("max_speed", self.max_speed),
+                ("max_torque", self.max_torque),
+            ],
+            &["m", "l", "dt", "max_speed", "max_torque"],
+        )
     }
 }
 
@@ -102,65 +88,102 @@ pub fn angle_normalize(x: f64) -> f64 {
     r - pi
 }
 
-/// The pendulum. State `[theta, theta_dot]` (float64), observation `[cos θ, sin θ, θ̇]`.
-#[derive(Debug, Clone)]
-pub struct Pendulum {
-    params: PendulumParams,
+/// The pendulum's state `[theta, theta_dot]` (float64) with `sin(theta)`
+/// (computed for the observation, reused by the next step) and the last torque.
+#[derive(Debug, Clone, Default)]
+pub struct PendulumModel {
     state: [f64; 2],
-    /// `sin(state[0])`, computed for the observation and reused by the next step.
     sin_th: f64,
     last_u: Option<f32>,
-    rng: EnvRng,
-    phase: Phase,
-    obs_space: Space,
-    act_space: Space,
 }
 
-impl Default for Pendulum {
-    fn default() -> Self {
-        Self::new(PendulumParams::default()).expect("default parameters are valid")
-    }
-}
+/// The pendulum. Observation `[cos θ, sin θ, θ̇]`.
+pub type Pendulum = Classic<PendulumModel>;
 
-impl Pendulum {
-    /// Build with the given parameters.
-    pub fn new(params: PendulumParams) -> Result<Self, EnvError> {
-        params.validate()?;
-        let (obs_space, act_space) = Self::spaces(&params)?;
-        Ok(Self {
-            params,
-            state: [0.0; 2],
-            sin_th: 0.0,
-            last_u: None,
-            rng: env_rng(None),
-            phase: Phase::NotStarted,
-            obs_space,
-            act_space,
-        })
+impl Model for PendulumModel {
+    const ID: &'static str = ID;
+    const STATE_NAMES: &'static str = STATE_NAMES;
+    const STATE_LEN: usize = 2;
+    const OBS_LEN: usize = 3;
+    type Params = PendulumParams;
+
+    fn validate(params: &PendulumParams) -> Result<(), EnvError> {
+        params.validate()
     }
 
     fn spaces(p: &PendulumParams) -> Result<(Space, Space), EnvError> {
-        let ms = p.max_speed as f32 as f64;
         let mt = p.max_torque as f32 as f64;
         Ok((
-            Space::Box(BoxSpace::new(vec![-1.0, -1.0, -ms], vec![1.0, 1.0, ms])?),
+            super::symmetric_f32_box(&[1.0, 1.0, p.max_speed])?,
             Space::Box(BoxSpace::new(vec![-mt], vec![mt])?),
         ))
     }
 
-    /// Build from JSON parameters over the defaults.
-    pub fn from_json(params: &serde_json::Value) -> Result<Self, EnvError> {
-        Self::new(parse_params(ID, params)?)
+    /// Gymnasium: `theta ~ U(-pi, pi)`, `theta_dot ~ U(-1, 1)`.
+    fn draw_start(&mut self, _: &PendulumParams, rng: &mut EnvRng) {
+        let pi = std::f64::consts::PI;
+        let start = [rng.random_range(-pi..pi), rng.random_range(-1.0..1.0)];
+        self.load_state(&start);
     }
 
-    /// The physical parameters.
-    pub fn physics(&self) -> &PendulumParams {
-        &self.params
+    fn state(&self) -> &[f64] {
+        &self.state
     }
 
+    fn load_state(&mut self, state: &[f64]) {
+        self.state.copy_from_slice(state);
+        self.sin_th = self.state[0].sin();
+        self.last_u = None;
+    }
+
+    #[inline]
+    fn write_obs(&self, obs: &mut [f64]) {
+        let [th, thdot] = self.state;
+        obs[0] = th.cos();
+        obs[1] = self.sin_th;
+        obs[2] = thdot;
+    }
+
+    /// Out-of-range torques are clipped to `[-max_torque, max_torque]`, as Gymnasium does;
+    /// NaN/infinite or wrong-length actions are errors. Pendulum never terminates;
+    /// `Pendulum-v1` is truncated at 200 steps by `TimeLimit`.
+    #[inline]
+    fn step(
+        &mut self,
+        params: &PendulumParams,
+        action: &Action,
+        obs: &mut [f64],
+    ) -> Result<(f64, bool), EnvError> {
+        let a = finite_continuous(ID, action, 1)?;
+        Ok((self.step_torque(params, a[0], obs), false))
+    }
+
+    fn render(&self, params: &PendulumParams) -> Option<RgbImage> {
+        Some(crate::render::draw_pendulum(
+            self.state[0],
+            self.last_u.map(f64::from),
+            params.max_torque,
+        ))
+    }
+}
+
+impl PendulumModel {
+    /// One step with a finite torque; the reward.
+    #[inline]
+    fn step_torque(&mut self, p: &PendulumParams, torque: f64, obs: &mut [f64]) -> f64 {
+        let (next, reward) = Pendulum::dynamics_with_sin(p, self.state, self.sin_th, torque as f32);
+        self.state = next;
+        self.sin_th = next[0].sin();
+        self.last_u = Some((torque as f32).clamp(-(p.max_torque as f32), p.max_torque as f32));
+        self.write_obs(obs);
+        reward
+    }
+}
+
+impl Pendulum {
     /// Last applied (clipped) torque, for rendering.
     pub fn last_torque(&self) -> Option<f64> {
-        self.last_u.map(f64::from)
+        self.model().last_u.map(f64::from)
     }
 
     /// One step from `s` with the raw action `action` (float32 like Gymnasium's
@@ -192,17 +215,10 @@ impl Pendulum {
         ([newth, newthdot], -costs)
     }
 
-    fn write_obs(&self, obs: &mut [f64]) {
-        let [th, thdot] = self.state;
-        obs[0] = th.cos();
-        obs[1] = self.sin_th;
-        obs[2] = thdot;
-    }
-
     /// Allocation-free step with a scalar torque.
     #[inline]
     pub fn step_torque(&mut self, torque: f64, obs: &mut [f64]) -> Result<f64, EnvError> {
-        self.phase.ensure_running(ID)?;
+        crate::env::check_obs_len(ID, 3, obs)?;
         if !torque.is_finite() {
             return Err(EnvError::ActionNotFinite {
                 env: ID.to_string(),
@@ -210,101 +226,7 @@ impl Pendulum {
                 value: torque,
             });
         }
-        let (next, reward) =
-            Self::dynamics_with_sin(&self.params, self.state, self.sin_th, torque as f32);
-        self.state = next;
-        self.sin_th = next[0].sin();
-        self.last_u = Some((torque as f32).clamp(
-            -(self.params.max_torque as f32),
-            self.params.max_torque as f32,
-        ));
-        self.write_obs(obs);
+        let (reward, _) = self.advance(obs, |m, p, o| Ok((m.step_torque(p, torque, o), false)))?;
         Ok(reward)
-    }
-}
-
-impl Env for Pendulum {
-    fn id(&self) -> &str {
-        ID
-    }
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-
-    /// Gymnasium: `theta ~ U(-pi, pi)`, `theta_dot ~ U(-1, 1)`.
-    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<Info, EnvError> {
-        check_obs_len(ID, 3, obs)?;
-        if seed.is_some() {
-            self.rng = env_rng(seed);
-        }
-        let pi = std::f64::consts::PI;
-        self.state = [
-            self.rng.random_range(-pi..pi),
-            self.rng.random_range(-1.0..1.0),
-        ];
-        self.sin_th = self.state[0].sin();
-        self.last_u = None;
-        self.phase = Phase::Running;
-        self.write_obs(obs);
-        Ok(Info::new())
-    }
-
-    /// Out-of-range torques are clipped to `[-max_torque, max_torque]`, as Gymnasium does;
-    /// NaN/infinite or wrong-length actions are errors.
-    fn step_into(&mut self, action: &Action, obs: &mut [f64]) -> Result<Transition, EnvError> {
-        check_obs_len(ID, 3, obs)?;
-        let a = finite_continuous(ID, action, 1)?;
-        let reward = self.step_torque(a[0], obs)?;
-        // Pendulum never terminates; `Pendulum-v1` is truncated at 200 steps by `TimeLimit`.
-        Ok(Transition {
-            reward,
-            terminated: false,
-            truncated: false,
-            info: Info::new(),
-        })
-    }
-
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn set_params(&mut self, params: &serde_json::Value) -> Result<(), EnvError> {
-        let p: PendulumParams = parse_params(ID, params)?;
-        p.validate()?;
-        let (o, a) = Self::spaces(&p)?;
-        self.params = p;
-        self.obs_space = o;
-        self.act_space = a;
-        Ok(())
-    }
-
-    fn state(&self) -> Option<Vec<f64>> {
-        Some(self.state.to_vec())
-    }
-
-    fn set_state(&mut self, state: &[f64]) -> Result<(), EnvError> {
-        check_state_len(ID, STATE_NAMES, 2, state)?;
-        self.state.copy_from_slice(state);
-        self.sin_th = self.state[0].sin();
-        self.last_u = None;
-        self.phase = Phase::Running;
-        Ok(())
-    }
-
-    fn observe(&self, obs: &mut [f64]) -> Result<(), EnvError> {
-        check_obs_len(ID, 3, obs)?;
-        self.write_obs(obs);
-        Ok(())
-    }
-
-    fn render(&self) -> Result<RgbImage, EnvError> {
-        Ok(crate::render::draw_pendulum(
-            self.state[0],
-            self.last_torque(),
-            self.params.max_torque,
-        ))
     }
 }
