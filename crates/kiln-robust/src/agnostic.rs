@@ -423,7 +423,7 @@ pub fn psdp_sampled<R: Rng + ?Sized>(
         let mut score = vec![[0.0; 2]; mdp.width];
         for _ in 0..m {
             let s = sample_from(&mu[h], rng);
-            for a in 0..2 {
+            for (a, slot) in score[s].iter_mut().enumerate() {
                 let (mut g, mut sp) = mdp.query(h, s, a, rng);
                 for (k, layer) in policy.iter().enumerate().skip(h + 1) {
                     let (r, t) = mdp.query(k, sp, layer[sp], rng);
@@ -431,7 +431,7 @@ pub fn psdp_sampled<R: Rng + ?Sized>(
                     sp = t;
                 }
                 queries += mdp.horizon - h;
-                score[s][a] += g / m as f64;
+                *slot += g / m as f64;
             }
         }
         policy[h] = classes[h].argmax(&score);
