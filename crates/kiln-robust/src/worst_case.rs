@@ -289,7 +289,8 @@ pub fn worst_case_slope(
 /// - KL: the least-KL distribution with mean `tau` is the tilt
 ///   `q_beta ∝ p exp(-v / beta)` whose mean is `tau` (the I-projection onto
 ///   `{q : q . v <= tau}`), found by one bisection on `ln beta`;
-/// - L-infinity: bisection on `xi` with the exact greedy fill.
+/// - L-infinity: Newton steps on the convex piecewise-linear `f` with its
+///   exact right derivative (finite; bisection as a fallback).
 pub fn radius_to_reach(
     distance: Distance,
     p: &[f64],
@@ -328,7 +329,28 @@ pub fn radius_to_reach(
             if linf_worst_case(p, v, 1.0, order, &mut q) > tau {
                 return f64::INFINITY;
             }
-            let (mut lo, mut hi) = (0.0, 1.0);
+            // f is convex, decreasing and piecewise linear: Newton steps from
+            // the left along the right derivative never overshoot the root
+            // and reach it after at most one step per linear piece.
+            let scale = 1e-15 * (1.0 + tau.abs());
+            let mut xi = 0.0;
+            for _ in 0..4 * p.len() + 8 {
+                let gap = linf_worst_case(p, v, xi, order, &mut q) - tau;
+                if gap <= scale {
+                    return xi;
+                }
+                let slope = linf_slope(p, v, xi, order);
+                if slope >= 0.0 {
+                    break;
+                }
+                let next = (xi - gap / slope).min(1.0);
+                if next <= xi {
+                    break;
+                }
+                xi = next;
+            }
+            // fallback: bisection between the Newton iterate and 1
+            let (mut lo, mut hi) = (xi, 1.0);
             while hi - lo > 1e-15 {
                 let mid = 0.5 * (lo + hi);
                 if linf_worst_case(p, v, mid, order, &mut q) <= tau {
