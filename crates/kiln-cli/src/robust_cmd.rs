@@ -214,5 +214,12 @@ mod tests {
             assert!(md.contains('|'), "{row}: {md}");
             assert!(dir.path().join(format!("{row}.png")).exists(), "{row}");
         }
+        // agnostic RL has a second plot and table: PSDP against brute force
+        assert!(dir.path().join("agnostic-rl-psdp.png").exists());
+        let md = std::fs::read_to_string(dir.path().join("agnostic-rl.md")).expect("md");
+        assert!(
+            md.contains("PSDP (oracle mu)") && md.contains("brute force"),
+            "{md}"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! Approximation", Gu, He, Liu & Xu, arXiv 2510.14246).
 //!
 //! **Reconstructed** (reference note `dr-rpo.md` Sec. 2.3): the paper body
-//! could not be read. The setting (simplex features, factor TV balls, the
+//! could not be read, and a search of public sources (arXiv listing, mirrors,
+//! summaries, the group's repositories) found only the abstract and no
+//! official code, so the update below cannot be verified against the paper. The setting (simplex features, factor TV balls, the
 //! dual `nu_{h,i} = max_{alpha in [0,H]} E_{mu_{h,i}}[min(V, alpha)] -
 //! rho (alpha - min_s' min(V(s'), alpha))`, ridge estimates per `alpha`) is
 //! verified from the companion paper of the same group; the loop below is

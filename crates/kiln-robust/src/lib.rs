@@ -9,12 +9,14 @@
 //! [`worst_kernel`] build on them; [`static_models`] holds finite sets of
 //! static models.
 //!
-//! **Rows.** [`iwocs`] (Zouitine, Geist & Rachelson 2024) and [`ivl`]
-//! (IV-like regression with outcome-invariant data augmentation, Akbar et
-//! al. 2025); their miniature experiments, and the one of the
-//! recovering-reward bandits of `kiln-bandits`, live in [`experiments`].
-//! DR-RPO, non-dominated policies + adaptive defense and agnostic RL are not
-//! implemented yet.
+//! **Rows.** [`iwocs`] (Zouitine, Geist & Rachelson 2024), [`dr_rpo`]
+//! (reconstructed: the paper body could not be read), [`agnostic`]
+//! (trajectory-tree ERM and PSDP against brute force over a finite class),
+//! [`ivl`] (IV-like regression with outcome-invariant data augmentation,
+//! Akbar et al. 2025) and [`adaptive_defense`] (non-dominated policy
+//! discovery + EXP3 defense, "Beyond Worst-case Attacks"); their miniature
+//! experiments, and the one of the recovering-reward bandits of
+//! `kiln-bandits`, live in [`experiments`] (`kiln repro <row>`).
 //!
 //! **Models as data.** A tabular MDP file is
 //! `{"n_states": S, "n_actions": A, "gamma": g, "transitions": P[s][a][s'],

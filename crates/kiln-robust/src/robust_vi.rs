@@ -8,10 +8,12 @@
 //!   `= min_{xi >= 0, sum_a xi_a <= r} max_a g_a(xi_a)` with
 //!   `g_a(xi) = R(s,a) + gamma min_{D(q, p_sa) <= xi} q . V` convex and
 //!   non-increasing (the minimax swap holds: linear in `pi`, convex in `xi`).
-//!   Kiln bisects on the level `t`: `xi_a(t) = min {xi : g_a(xi) <= t}` and the
+//!   Kiln bisects on the level `t`: `xi_a(t) = min {xi : g_a(xi) <= t}`
+//!   (inverted directly by [`crate::worst_case::radius_to_reach`]) and the
 //!   answer is the smallest `t` with `sum_a xi_a(t) <= r`. The maximising
 //!   policy follows from the saddle-point conditions `pi_a |g_a'(xi_a)| = mu`
-//!   on the actions at the level `t` (pi_a ∝ 1 / |g_a'(xi_a)|).
+//!   on the actions at the level `t` (pi_a ∝ 1 / |g_a'(xi_a)|), with the
+//!   exact derivatives of [`crate::worst_case::worst_case_slope`].
 //!
 //! `T` is a `gamma`-contraction, so stopping at
 //! `||V_{k+1} - V_k||_inf < epsilon (1 - gamma) / (2 gamma)` makes the greedy
@@ -25,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{RobustError, param};
 use crate::policy::Policy;
 use crate::uncertainty::{Rectangularity, UncertaintySet};
-use crate::worst_case::{ValueOrder, worst_case};
+use crate::worst_case::{ValueOrder, radius_to_reach, worst_case, worst_case_slope};
 
 /// Options of [`robust_value_iteration`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -147,23 +149,22 @@ pub fn s_rectangular_backup(
         .map(|a| g(mdp, set, v, order, s, a, caps[a], &mut q))
         .collect();
     // xi_a(t): least budget bringing action a down to level t (inf if impossible).
-    let xi_at = |t: f64, a: usize, q: &mut [f64]| -> f64 {
+    let xi_at = |t: f64, a: usize, _q: &mut [f64]| -> f64 {
         if top[a] <= t {
             return 0.0;
         }
         if floor[a] > t {
             return f64::INFINITY;
         }
-        let (mut lo, mut hi) = (0.0, caps[a]);
-        while hi - lo > 1e-12 * (1.0 + caps[a]) {
-            let mid = 0.5 * (lo + hi);
-            if g(mdp, set, v, order, s, a, mid, q) <= t {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        hi
+        let tau = (t - mdp.reward(s, a)) / mdp.gamma;
+        radius_to_reach(
+            set.distance,
+            mdp.next_state_distribution(s, a),
+            v,
+            tau,
+            order,
+        )
+        .min(caps[a])
     };
     let spend = |t: f64, q: &mut [f64]| -> f64 { (0..na).map(|a| xi_at(t, a, q)).sum() };
     let hi0 = top.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -175,7 +176,12 @@ pub fn s_rectangular_backup(
         lo0
     } else {
         let (mut lo, mut hi) = (lo0, hi0);
-        while hi - lo > 1e-11 * (1.0 + hi.abs()) {
+        // to a few ulps: the level is the backed-up value, and the stopping
+        // rule needs residuals far below epsilon (1 - gamma) / (2 gamma)
+        for _ in 0..200 {
+            if hi - lo <= 4.0 * f64::EPSILON * (1.0 + hi.abs()) {
+                break;
+            }
             let mid = 0.5 * (lo + hi);
             if spend(mid, &mut q) <= set.radius {
                 hi = mid;
@@ -190,14 +196,18 @@ pub fn s_rectangular_backup(
     let tol = 1e-9 * (1.0 + t.abs());
     let active: Vec<usize> = (0..na).filter(|&a| top[a] >= t - tol).collect();
     let mut pi = vec![0.0; na];
-    let h = 1e-6;
     let mut slopes = Vec::with_capacity(active.len());
     for &a in &active {
-        let up = (xi[a] + h).min(caps[a]);
-        let down = (xi[a] - h).max(0.0);
-        let slope = if up > down {
-            (g(mdp, set, v, order, s, a, down, &mut q) - g(mdp, set, v, order, s, a, up, &mut q))
-                / (up - down)
+        // exact right derivative of g_a at xi_a (no finite differences)
+        let slope = if xi[a] < caps[a] {
+            -mdp.gamma
+                * worst_case_slope(
+                    set.distance,
+                    mdp.next_state_distribution(s, a),
+                    v,
+                    xi[a],
+                    order,
+                )
         } else {
             0.0
         };

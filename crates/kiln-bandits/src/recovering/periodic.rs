@@ -2,7 +2,9 @@
 //! baselines and a brute-force optimum for tiny instances.
 //!
 //! **Reconstructed** (reference note `recovering-rewards.md` Sec. 2.3): the
-//! paper's exact upper bound and period rule could not be read. The bound here
+//! paper's exact upper bound and period rule could not be read (public
+//! sources found give only the abstract and the opening of the
+//! introduction; no code), so the rule below is unverified. The bound here
 //! is the LP relaxation
 //!
 //! `UB = max_x sum_{i,d} R_i(d) x_{i,d}` s.t. `sum_{i,d} x_{i,d} <= K`,

@@ -38,7 +38,7 @@ pub fn run(out_dir: &Path, quick: bool) -> Result<String, RobustError> {
         )
     };
     let mut md = String::from(
-        "# Recovering-reward bandits — `kiln repro recovering-rewards`\n\nThe paper body could not be read: the model conventions, the LP upper bound, the period rule and the UCB epochs are Kiln's reconstruction (reference note Sec. 2.2-2.4). Instances: R_i(d) = mu_i (1 - exp(-d / tau_i)), mu ~ U[0.5, 1], tau ~ U[1, 5], d_max = 10, N = 5K, noise N(0, 0.1^2).\n\n## Offline: ratio to the LP upper bound\n\n",
+        "# Recovering-reward bandits — `kiln repro recovering-rewards`\n\nThe paper body could not be read (a search of public sources, arXiv and ICML listings and mirrors, returned only the abstract and the opening of the introduction, and no code): the model conventions, the LP upper bound, the period rule and the UCB epochs are Kiln's reconstruction (reference note Sec. 2.2-2.4). Instances: R_i(d) = mu_i (1 - exp(-d / tau_i)), mu ~ U[0.5, 1], tau ~ U[1, 5], d_max = 10, N = 5K, noise N(0, 0.1^2).\n\n## Offline: ratio to the LP upper bound\n\n",
     );
     let mut rows = vec![];
     for &k in &ks {
