@@ -227,3 +227,80 @@ pub fn train_capo<P: SequencePolicy>(
     }
     Ok(policy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TinyLmConfig;
+    use crate::losses::capo::OptimizerModel;
+    use crate::tasks::{TaskKind, TaskSpec, TaskSplits};
+    use crate::trainers::grpo::{PgConfig, PgVariant, train_pg};
+    use crate::trainers::sft::{SftConfig, train_sft};
+    use kiln_rl::{FnCallback, NoCallback};
+    use kiln_tensor::testing::cpu;
+    use rand::SeedableRng;
+
+    fn accuracy_series<F: FnOnce(&mut dyn Callback)>(run: F) -> Vec<(f64, f64)> {
+        let mut out = vec![];
+        let mut cb = FnCallback(|_, m: &[(&str, f64)]| {
+            let get = |k: &str| m.iter().find(|(n, _)| *n == k).map_or(0.0, |x| x.1);
+            out.push((get("train/accuracy"), get("train/masked_token_fraction")));
+            true
+        });
+        run(&mut cb);
+        out
+    }
+
+    /// With thresholds that mask nothing CAPO is exactly GRPO without KL (same samples, same
+    /// updates); with the paper's thresholds it masks a small, non-zero fraction of tokens.
+    #[test]
+    fn capo_reduces_to_grpo_and_masks_few_tokens() {
+        let splits = TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 1, 90, 10).unwrap();
+        let device = cpu().autodiff();
+        kiln_tensor::Seeds::new(5).seed_device(&device);
+        let policy = TinyLmConfig::default().init(&device).unwrap();
+        let sft = SftConfig { epochs: 6, batch_size: Some(16), lr: Some(1e-2), ..SftConfig::default() };
+        let (warm, _) =
+            train_sft(policy, &splits.train, &sft, &mut StdRng::seed_from_u64(5), &mut NoCallback).unwrap();
+        let sampling = SampleOptions { max_new_tokens: 4, ..SampleOptions::default() };
+        let capo = CapoConfig {
+            steps: 20,
+            prompts_per_step: 8,
+            group: 6,
+            lr: 5e-3,
+            sampling,
+            ..CapoConfig::default()
+        };
+        let unmasked = CapoConfig {
+            thresholds: CapoThresholds { tau_objective: f64::MAX, tau_kl: f64::MAX, symmetric: true },
+            ..capo.clone()
+        };
+        let grpo = PgConfig {
+            steps: 20,
+            prompts_per_step: 8,
+            group: 6,
+            lr: 5e-3,
+            beta: 0.0,
+            sampling,
+            ..PgConfig::preset(PgVariant::Grpo)
+        };
+        let a = accuracy_series(|cb| {
+            train_capo(warm.clone(), &splits.train, &unmasked, &mut StdRng::seed_from_u64(9), cb).unwrap();
+        });
+        let b = accuracy_series(|cb| {
+            train_pg(warm.clone(), &splits.train, &grpo, &mut StdRng::seed_from_u64(9), cb).unwrap();
+        });
+        let acc = |v: &[(f64, f64)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(acc(&a), acc(&b));
+        assert!(a.iter().all(|x| x.1 == 0.0));
+        for model in [OptimizerModel::Sgd, OptimizerModel::Adam { beta2: 0.999, eps: 1e-8 }] {
+            let cfg = CapoConfig { optimizer_model: model.clone(), ..capo.clone() };
+            let c = accuracy_series(|cb| {
+                train_capo(warm.clone(), &splits.train, &cfg, &mut StdRng::seed_from_u64(9), cb).unwrap();
+            });
+            let masked = c.iter().map(|x| x.1).sum::<f64>() / c.len() as f64;
+            println!("{model:?}: mean masked-token fraction {masked}");
+            assert!(masked > 0.0 && masked < 0.2, "{model:?}: {masked}");
+        }
+    }
+}
