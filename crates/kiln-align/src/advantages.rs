@@ -176,7 +176,11 @@ mod tests {
     #[test]
     fn known_answers_from_grpo_family_note() {
         let r = [1.0, 0.0, 0.0, 1.0];
-        close(&grpo(&r, 4, 1e-4), &[0.86588, -0.86588, -0.86588, 0.86588], 1e-5);
+        close(
+            &grpo(&r, 4, 1e-4),
+            &[0.86588, -0.86588, -0.86588, 0.86588],
+            1e-5,
+        );
         close(&rloo(&r, 4), &[2. / 3., -2. / 3., -2. / 3., 2. / 3.], 1e-12);
         close(&dr_grpo(&r, 4), &[0.5, -0.5, -0.5, 0.5], 1e-12);
         close(&grpo_population(&r, 4), &[1.0, -1.0, -1.0, 1.0], 1e-12);
@@ -194,7 +198,11 @@ mod tests {
             &[0.483045, 0.483045, 0.483045, -1.449135, 0., 0., 0., 0.],
             1e-5,
         );
-        close(&grpo(&r[..4], 4, 1e-4), &[0.49990, 0.49990, 0.49990, -1.49970], 1e-5);
+        close(
+            &grpo(&r[..4], 4, 1e-4),
+            &[0.49990, 0.49990, 0.49990, -1.49970],
+            1e-5,
+        );
         let scaled: Vec<f64> = r.iter().map(|x| 10.0 * x + 3.0).collect();
         close(&lite_ppo(&scaled, 4, 0.0), &lite_ppo(&r, 4, 0.0), 1e-9);
     }
@@ -207,7 +215,13 @@ mod tests {
         close(&adv[0], &[0.866025, 0.866025], 1e-5);
         close(&adv[1], &[-0.866025, -0.866025], 1e-5);
         // The KL penalty accumulates backwards: G = [R - b(k0 + k1), R - b k1].
-        let adv = reinforce_pp(&[1.0, 1.0], &[vec![0.5, 1.0], vec![0.0, 0.0]], 0.1, 2, false);
+        let adv = reinforce_pp(
+            &[1.0, 1.0],
+            &[vec![0.5, 1.0], vec![0.0, 0.0]],
+            0.1,
+            2,
+            false,
+        );
         let g = [0.85, 0.9, 1.0, 1.0];
         let (m, s) = (mean(&g), unbiased_std(&g));
         close(&adv[0], &[(0.85 - m) / s, (0.9 - m) / s], 1e-6);

@@ -77,7 +77,11 @@ pub enum AlignError {
 /// Result alias of kiln-align.
 pub type Result<T, E = AlignError> = std::result::Result<T, E>;
 
-pub(crate) fn invalid(field: &'static str, value: impl ToString, reason: &'static str) -> AlignError {
+pub(crate) fn invalid(
+    field: &'static str,
+    value: impl ToString,
+    reason: &'static str,
+) -> AlignError {
     AlignError::InvalidConfig {
         field,
         value: value.to_string(),

@@ -23,9 +23,9 @@
 #![warn(missing_docs)]
 
 pub mod advantages;
+mod error;
 pub mod experiments;
 pub mod loglinear;
-mod error;
 pub mod losses;
 pub mod policy;
 pub mod tasks;

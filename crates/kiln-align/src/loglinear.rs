@@ -10,8 +10,8 @@
 //! bounded class of the paper's analysis.
 
 use nalgebra::{DMatrix, DVector};
-use rand::rngs::StdRng;
 use rand::RngExt;
+use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::losses::dpo::{PreferenceLoss, preference_loss_value, preference_weight};
@@ -32,7 +32,11 @@ impl FeatureBank {
                 (0..actions)
                     .map(|_| {
                         DVector::from_fn(dim, |_, _| {
-                            scale * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
+                            scale
+                                * <StandardNormal as Distribution<f64>>::sample(
+                                    &StandardNormal,
+                                    rng,
+                                )
                         })
                     })
                     .collect()
@@ -99,7 +103,12 @@ pub fn preference_pairs(
 }
 
 /// Mean loss over pairs at `theta` (with `theta_ref = 0`).
-pub fn mean_loss(pairs: &[FeaturePair], theta: &DVector<f64>, beta: f64, kind: PreferenceLoss) -> f64 {
+pub fn mean_loss(
+    pairs: &[FeaturePair],
+    theta: &DVector<f64>,
+    beta: f64,
+    kind: PreferenceLoss,
+) -> f64 {
     pairs
         .iter()
         .map(|p| preference_loss_value(theta.dot(&p.delta), beta, kind))
@@ -109,11 +118,21 @@ pub fn mean_loss(pairs: &[FeaturePair], theta: &DVector<f64>, beta: f64, kind: P
 
 /// Minimises the mean loss over `||theta|| <= radius` by projected damped Newton (see the
 /// module docs); returns `theta_hat`.
-pub fn fit(pairs: &[FeaturePair], dim: usize, beta: f64, kind: PreferenceLoss, radius: f64) -> DVector<f64> {
+pub fn fit(
+    pairs: &[FeaturePair],
+    dim: usize,
+    beta: f64,
+    kind: PreferenceLoss,
+    radius: f64,
+) -> DVector<f64> {
     let n = pairs.len().max(1) as f64;
     let project = |t: DVector<f64>| {
         let norm = t.norm();
-        if norm > radius { t * (radius / norm) } else { t }
+        if norm > radius {
+            t * (radius / norm)
+        } else {
+            t
+        }
     };
     let mut theta = DVector::zeros(dim);
     let mut loss = mean_loss(pairs, &theta, beta, kind);
@@ -126,7 +145,9 @@ pub fn fit(pairs: &[FeaturePair], dim: usize, beta: f64, kind: PreferenceLoss, r
             let s = 1.0 / (1.0 + (-beta * h).exp());
             hess += &p.delta * p.delta.transpose() * (beta * beta * s * (1.0 - s) / n);
         }
-        let Some(step) = hess.lu().solve(&grad) else { break };
+        let Some(step) = hess.lu().solve(&grad) else {
+            break;
+        };
         let mut t = 1.0;
         let mut improved = false;
         for _ in 0..30 {

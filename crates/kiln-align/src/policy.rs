@@ -264,7 +264,10 @@ pub trait SequencePolicy: Module + Sized {
             .clone()
             .gather(2, targets.reshape([b, t - 1, 1]))
             .reshape([b, t - 1]);
-        let entropy = (logp.clone().exp() * logp).sum_dim(2).reshape([b, t - 1]).neg();
+        let entropy = (logp.clone().exp() * logp)
+            .sum_dim(2)
+            .reshape([b, t - 1])
+            .neg();
         let zero = Tensor::<2>::zeros([b, 1], &device);
         Ok(TokenScores {
             logprobs: Tensor::cat(vec![zero.clone(), picked], 1) * mask.clone(),
@@ -287,7 +290,10 @@ pub trait SequencePolicy: Module + Sized {
             .iter()
             .flat_map(|p| std::iter::repeat_n(p.clone(), n))
             .collect();
-        if let Some(p) = rows.iter().find(|p| p.is_empty() || p.len() >= self.context_len()) {
+        if let Some(p) = rows
+            .iter()
+            .find(|p| p.is_empty() || p.len() >= self.context_len())
+        {
             return Err(AlignError::TooLong {
                 len: p.len().max(1),
                 max: self.context_len().saturating_sub(1),
@@ -310,7 +316,8 @@ pub trait SequencePolicy: Module + Sized {
                     ids[i * len + j] = i64::from(tok);
                 }
             }
-            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [active.len(), len]), &device);
+            let ids =
+                Tensor::<2, Int>::from_data(TensorData::new(ids, [active.len(), len]), &device);
             let logits = to_host(self.forward(ids).logits);
             for (i, &r) in active.iter().enumerate() {
                 let at = (i * len + rows[r].len() - 1) * v;

@@ -60,7 +60,7 @@ impl TinyLmConfig {
                 return Err(invalid(k, v, "must be at least 1"));
             }
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(invalid(
                 "model.n_heads",
                 self.n_heads,
@@ -155,9 +155,13 @@ impl TinyLm {
         let causal: Vec<f32> = (0..t * t)
             .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
             .collect();
-        let causal = Tensor::<2>::from_data(TensorData::new(causal, [t, t]), &device).reshape([1, 1, t, t]);
+        let causal =
+            Tensor::<2>::from_data(TensorData::new(causal, [t, t]), &device).reshape([1, 1, t, t]);
         let scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt() + causal;
-        let y = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, d]);
+        let y = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, t, d]);
         block.out.forward(y)
     }
 }
@@ -184,7 +188,11 @@ impl SequencePolicy for TinyLm {
         let [b, t] = ids.dims();
         let device = ids.device();
         let pos = Tensor::<1, Int>::arange(0..t as i64, &device).reshape([1, t]);
-        let mut x = self.tokens.forward(ids) + self.positions.forward(pos).expand([b, t, self.config.d_model]);
+        let mut x = self.tokens.forward(ids)
+            + self
+                .positions
+                .forward(pos)
+                .expand([b, t, self.config.d_model]);
         for block in &self.blocks {
             x = x.clone() + self.attention(block, rms_norm(x, block.norm1.val()));
             let hdn = rms_norm(x.clone(), block.norm2.val());

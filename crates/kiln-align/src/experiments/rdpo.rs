@@ -105,7 +105,14 @@ pub fn run_loglinear(config: &RdpoLoglinearConfig) -> RdpoLoglinearResult {
         let uniform = test.expected_reward(&DVector::zeros(config.dim), &theta_star);
         for (fi, &eps) in config.flip_rates.iter().enumerate() {
             let mut data_rng = StdRng::seed_from_u64(1000 + seed * 100 + fi as u64);
-            let pairs = preference_pairs(&bank, &theta_star, config.beta, config.pairs, eps, &mut data_rng);
+            let pairs = preference_pairs(
+                &bank,
+                &theta_star,
+                config.beta,
+                config.pairs,
+                eps,
+                &mut data_rng,
+            );
             for (mi, kind) in methods(eps).into_iter().enumerate() {
                 let hat = fit(
                     &pairs,
@@ -205,7 +212,13 @@ pub fn rdpo_loglinear(out_dir: &Path, quick: bool) -> Result<String> {
         config.seeds
     );
     md.push_str(&markdown_table(
-        &["flip rate", "method", "preference accuracy", "rel. implicit-reward error", "reward ratio"],
+        &[
+            "flip rate",
+            "method",
+            "preference accuracy",
+            "rel. implicit-reward error",
+            "reward ratio",
+        ],
         &rows,
     ));
     md.push_str("\nPlots: `rdpo_loglinear_error.png`, `rdpo_loglinear_accuracy.png`.\n");
@@ -236,7 +249,13 @@ mod tests {
         let rew = |m: usize| mean(&res.figures[m][0], |x| x.reward_ratio);
         assert!(err(2) < 0.5 * err(0), "rDPO {} vs DPO {}", err(2), err(0));
         assert!(err(2) < err(1), "rDPO {} vs cDPO {}", err(2), err(1));
-        assert!(rew(2) > rew(0) && rew(2) > rew(1), "{} {} {}", rew(0), rew(1), rew(2));
+        assert!(
+            rew(2) > rew(0) && rew(2) > rew(1),
+            "{} {} {}",
+            rew(0),
+            rew(1),
+            rew(2)
+        );
     }
 
     #[test]
@@ -251,7 +270,13 @@ mod tests {
         let res = run_loglinear(&config);
         for fi in 0..config.flip_rates.len() {
             let e = |m: usize| mean(&res.figures[m][fi], |x| x.rel_error);
-            assert!(e(2) < e(0), "flip {}: rDPO {} DPO {}", config.flip_rates[fi], e(2), e(0));
+            assert!(
+                e(2) < e(0),
+                "flip {}: rDPO {} DPO {}",
+                config.flip_rates[fi],
+                e(2),
+                e(0)
+            );
         }
     }
 }

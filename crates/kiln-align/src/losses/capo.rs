@@ -191,7 +191,11 @@ mod tests {
         let z: Vec<f64> = P.iter().map(|p| p.ln()).collect();
         let u = [0.3, -0.2, 0.5];
         let f = |e: f64| {
-            let w: Vec<f64> = z.iter().zip(&u).map(|(zi, ui)| (zi + e * ui).exp()).collect();
+            let w: Vec<f64> = z
+                .iter()
+                .zip(&u)
+                .map(|(zi, ui)| (zi + e * ui).exp())
+                .collect();
             w[0] / w.iter().sum::<f64>() / P[0]
         };
         let h = 1e-4;

@@ -111,10 +111,17 @@ mod tests {
 
     #[test]
     fn known_answers_from_rdpo_note() {
-        for kind in [DPO, PreferenceLoss::Cdpo { eps: 0.3 }, PreferenceLoss::Rdpo { eps: 0.3 }] {
+        for kind in [
+            DPO,
+            PreferenceLoss::Cdpo { eps: 0.3 },
+            PreferenceLoss::Rdpo { eps: 0.3 },
+        ] {
             assert!((preference_loss_value(0.0, 0.1, kind) - 2f64.ln()).abs() < 1e-12);
         }
-        let (c, r) = (PreferenceLoss::Cdpo { eps: 0.1 }, PreferenceLoss::Rdpo { eps: 0.1 });
+        let (c, r) = (
+            PreferenceLoss::Cdpo { eps: 0.1 },
+            PreferenceLoss::Rdpo { eps: 0.1 },
+        );
         assert!((preference_loss_value(10.0, 0.1, DPO) - 0.313262).abs() < 1e-6);
         assert!((preference_loss_value(10.0, 0.1, r) - 0.188262).abs() < 1e-6);
         assert!((preference_loss_value(10.0, 0.1, c) - 0.413262).abs() < 1e-6);
@@ -131,11 +138,18 @@ mod tests {
     fn tensor_matches_host_and_gradient_weight() {
         let d = cpu().autodiff();
         let hs = [-3.0f32, 0.5, 10.0];
-        for kind in [DPO, PreferenceLoss::Cdpo { eps: 0.1 }, PreferenceLoss::Rdpo { eps: 0.1 }] {
+        for kind in [
+            DPO,
+            PreferenceLoss::Cdpo { eps: 0.1 },
+            PreferenceLoss::Rdpo { eps: 0.1 },
+        ] {
             let h = Tensor::<1>::from_floats(hs, &d).require_grad();
             let loss = preference_loss(h.clone(), 0.1, kind);
-            let want: f64 =
-                hs.iter().map(|&x| preference_loss_value(f64::from(x), 0.1, kind)).sum::<f64>() / 3.0;
+            let want: f64 = hs
+                .iter()
+                .map(|&x| preference_loss_value(f64::from(x), 0.1, kind))
+                .sum::<f64>()
+                / 3.0;
             assert!((f64::from(to_vec(loss.clone())[0]) - want).abs() < 1e-5);
             let g = to_vec(h.grad(&loss.backward()).unwrap());
             for (gi, &x) in g.iter().zip(&hs) {
@@ -147,7 +161,10 @@ mod tests {
 
     #[test]
     fn flip_rate_validation_names_key() {
-        let e = PreferenceLoss::Rdpo { eps: 0.5 }.validate().unwrap_err().to_string();
+        let e = PreferenceLoss::Rdpo { eps: 0.5 }
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("loss.eps") && e.contains("0.5"), "{e}");
         assert!(PreferenceLoss::Cdpo { eps: -0.1 }.validate().is_err());
         assert!(PreferenceLoss::Rdpo { eps: 0.49 }.validate().is_ok());

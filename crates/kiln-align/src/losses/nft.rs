@@ -53,8 +53,7 @@ pub fn nft_loss(inputs: NftInputs, eps: f64, aggregation: Aggregation) -> Tensor
     let positive = log_ratio.neg();
     let implicit = (r_q.clone() * ratio).neg().add_scalar(1.0) / r_q.neg().add_scalar(1.0);
     let negative = max_straight_through(implicit, eps).log().neg();
-    let per_token =
-        omega * (correct.clone() * positive + correct.neg().add_scalar(1.0) * negative);
+    let per_token = omega * (correct.clone() * positive + correct.neg().add_scalar(1.0) * negative);
     aggregate(per_token, mask, aggregation)
 }
 
@@ -87,7 +86,10 @@ mod tests {
             (v, g / ratio)
         };
         let (v, w) = case(0.8, 0.0);
-        assert!((v + 0.064539).abs() < 1e-5 && (w - 0.3125).abs() < 1e-5, "{v} {w}");
+        assert!(
+            (v + 0.064539).abs() < 1e-5 && (w - 0.3125).abs() < 1e-5,
+            "{v} {w}"
+        );
         let (v, w) = case(1.0, 0.0);
         assert!(v.abs() < 1e-6 && (w - 1.0 / 3.0).abs() < 1e-5);
         // R = 1.2: argument 0.9333 is lifted to eps = 1 (loss 0) but the gradient flows.
@@ -120,7 +122,14 @@ mod equivalence {
         let (p1, p2): (&[u32], &[u32]) = (&[3, 12, 4, 16], &[5, 13, 6, 16]);
         let prompts = vec![p1, p1, p1, p1, p2, p2, p2, p2];
         let completions: Vec<&[u32]> = vec![
-            &[7, 1], &[8, 1], &[7, 9, 1], &[2, 1], &[11, 2, 1], &[4, 1], &[6, 6, 1], &[9, 1],
+            &[7, 1],
+            &[8, 1],
+            &[7, 9, 1],
+            &[2, 1],
+            &[11, 2, 1],
+            &[4, 1],
+            &[6, 6, 1],
+            &[9, 1],
         ];
         let batch = TokenBatch::from_pairs(&prompts, &completions).unwrap();
         // Group 1: 1 of 4 correct (r_q = 0.25); group 2: 3 of 4 (r_q = 0.75).
@@ -139,10 +148,13 @@ mod equivalence {
         let (b, t) = (batch.batch, batch.len);
         let device = policy.device();
         let old = host_logprobs(&policy, &batch).unwrap();
-        let r_q: Vec<f64> = correct.chunks(4).flat_map(|g| {
-            let m = g.iter().sum::<f64>() / 4.0;
-            [m; 4]
-        }).collect();
+        let r_q: Vec<f64> = correct
+            .chunks(4)
+            .flat_map(|g| {
+                let m = g.iter().sum::<f64>() / 4.0;
+                [m; 4]
+            })
+            .collect();
         let agg = Aggregation::ConstantNorm { max_len: 1.0 };
         let row = |v: &[f64]| host_tensor(&crate::trainers::per_row(v, t), b, t, &device);
         for (omega, adv) in [
@@ -176,13 +188,21 @@ mod equivalence {
                     advantages: row(&adv),
                     mask: batch.mask_tensor(&device),
                 },
-                &PgLossConfig { eps_low: 0.2, eps_high: 0.2, beta: 0.0, aggregation: agg },
+                &PgLossConfig {
+                    eps_low: 0.2,
+                    eps_high: 0.2,
+                    beta: 0.0,
+                    aggregation: agg,
+                },
             );
             let g_pg = grads_of(&policy, pg.loss);
             let scale = g_pg.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
             assert!(scale > 1e-3, "non-trivial gradient");
             let diff = kiln_tensor::testing::max_abs_diff(&g_nft, &g_pg);
-            assert!(diff < 1e-4 * scale.max(1.0), "max diff {diff} (scale {scale})");
+            assert!(
+                diff < 1e-4 * scale.max(1.0),
+                "max diff {diff} (scale {scale})"
+            );
         }
     }
 }

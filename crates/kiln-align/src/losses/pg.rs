@@ -102,17 +102,14 @@ pub fn pg_loss(inputs: PgLossInputs, config: &PgLossConfig) -> PgLoss {
     let unclipped = ratio.clone() * advantages.clone();
     let clipped = ratio.clamp(1.0 - config.eps_low, 1.0 + config.eps_high) * advantages;
     let surrogate = unclipped.clone().min_pair(clipped.clone());
-    let was_clipped = clipped
-        .lower(unclipped)
-        .float()
-        .detach()
-        * mask.clone();
+    let was_clipped = clipped.lower(unclipped).float().detach() * mask.clone();
     let clip_fraction = was_clipped.sum() / mask.clone().sum().clamp_min(1.0);
     let mut per_token = surrogate.neg();
     let kl = match ref_logprobs {
         Some(r) => {
             let k = kl_k3(logprobs, r);
-            let mean_kl = (k.clone().detach() * mask.clone()).sum() / mask.clone().sum().clamp_min(1.0);
+            let mean_kl =
+                (k.clone().detach() * mask.clone()).sum() / mask.clone().sum().clamp_min(1.0);
             if config.beta != 0.0 {
                 per_token = per_token + k * config.beta;
             }

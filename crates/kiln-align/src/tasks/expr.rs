@@ -62,7 +62,9 @@ impl Rational {
 
     /// The value as an integer, if it is one.
     pub fn as_int(self) -> Option<i64> {
-        (self.den == 1).then(|| i64::try_from(self.num).ok()).flatten()
+        (self.den == 1)
+            .then(|| i64::try_from(self.num).ok())
+            .flatten()
     }
 }
 
@@ -179,12 +181,17 @@ mod tests {
         assert_eq!(eval_expression("8/3*3").unwrap().value.as_int(), Some(8));
         assert_eq!(eval_expression("7-2-1").unwrap().value.as_int(), Some(4));
         assert_eq!(eval_expression("7/2").unwrap().value.as_int(), None);
-        assert_eq!(eval_expression("(1+2)*(3+4)").unwrap().numbers, vec![1, 2, 3, 4]);
+        assert_eq!(
+            eval_expression("(1+2)*(3+4)").unwrap().numbers,
+            vec![1, 2, 3, 4]
+        );
     }
 
     #[test]
     fn rejects_malformed() {
-        for s in ["", "1+", "(1+2", "1+2)", "1/0", "1/(2-2)", "-1+2", "1 + 2", "01+2", "()", "1++2"] {
+        for s in [
+            "", "1+", "(1+2", "1+2)", "1/0", "1/(2-2)", "-1+2", "1 + 2", "01+2", "()", "1++2",
+        ] {
             assert!(eval_expression(s).is_none(), "{s:?} should be rejected");
         }
         assert!(eval_expression(&"(".repeat(100)).is_none());

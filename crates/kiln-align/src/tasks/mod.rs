@@ -161,7 +161,11 @@ impl RewardConfig {
     /// The scalar reward of a verdict.
     pub fn reward(&self, v: Verdict) -> f64 {
         let base = if v.correct { self.correct } else { self.wrong };
-        base + if v.well_formed { self.format_bonus } else { 0.0 }
+        base + if v.well_formed {
+            self.format_bonus
+        } else {
+            0.0
+        }
     }
 
     /// Checks that every value is finite and `correct > wrong`.
@@ -364,7 +368,9 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> Option<f64> {
     if n - c < k {
         return Some(1.0);
     }
-    let prod: f64 = ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product();
+    let prod: f64 = ((n - c + 1)..=n)
+        .map(|i| 1.0 - k as f64 / i as f64)
+        .product();
     Some(1.0 - prod)
 }
 

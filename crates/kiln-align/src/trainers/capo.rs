@@ -67,8 +67,15 @@ impl Default for CapoConfig {
             group: 8,
             lr: 1e-3,
             eps_clip: 0.2,
-            thresholds: CapoThresholds { tau_objective: 0.01, tau_kl: 1e-4, symmetric: true },
-            optimizer_model: OptimizerModel::Adam { beta2: 0.999, eps: 1e-8 },
+            thresholds: CapoThresholds {
+                tau_objective: 0.01,
+                tau_kl: 1e-4,
+                symmetric: true,
+            },
+            optimizer_model: OptimizerModel::Adam {
+                beta2: 0.999,
+                eps: 1e-8,
+            },
             sampling: SampleOptions::default(),
             max_grad_norm: 1.0,
             adam: AdamSettings::default(),
@@ -80,19 +87,35 @@ impl CapoConfig {
     /// Checks ranges, naming the key.
     pub fn validate(&self) -> Result<()> {
         if !(self.eps_clip.is_finite() && self.eps_clip > 0.0) {
-            return Err(invalid("eps_clip", self.eps_clip, "clip epsilon must be positive"));
+            return Err(invalid(
+                "eps_clip",
+                self.eps_clip,
+                "clip epsilon must be positive",
+            ));
         }
-        if !(self.thresholds.tau_objective > 0.0) {
-            return Err(invalid("thresholds.tau_objective", self.thresholds.tau_objective, "must be positive"));
+        if self.thresholds.tau_objective.is_nan() || self.thresholds.tau_objective <= 0.0 {
+            return Err(invalid(
+                "thresholds.tau_objective",
+                self.thresholds.tau_objective,
+                "must be positive",
+            ));
         }
-        if !(self.thresholds.tau_kl > 0.0) {
-            return Err(invalid("thresholds.tau_kl", self.thresholds.tau_kl, "must be positive"));
+        if self.thresholds.tau_kl.is_nan() || self.thresholds.tau_kl <= 0.0 {
+            return Err(invalid(
+                "thresholds.tau_kl",
+                self.thresholds.tau_kl,
+                "must be positive",
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid("lr", self.lr, "must be positive"));
         }
         if self.group < 2 || self.steps == 0 || self.prompts_per_step == 0 {
-            return Err(invalid("group", self.group, "group >= 2, steps and prompts_per_step >= 1"));
+            return Err(invalid(
+                "group",
+                self.group,
+                "group >= 2, steps and prompts_per_step >= 1",
+            ));
         }
         self.sampling.validate()?;
         self.adam.validate()?;
@@ -119,7 +142,14 @@ pub fn train_capo<P: SequencePolicy>(
         let picks: Vec<&Problem> = (0..config.prompts_per_step)
             .map(|_| &problems[rng.random_range(0..problems.len())])
             .collect();
-        let rollout = Rollout::sample(&sampler, &picks, g, &config.sampling, &RewardConfig::default(), rng)?;
+        let rollout = Rollout::sample(
+            &sampler,
+            &picks,
+            g,
+            &config.sampling,
+            &RewardConfig::default(),
+            rng,
+        )?;
         let adv = advantages::grpo(&rollout.rewards, g, 1e-4);
         let batch = rollout.batch()?;
         let (b, t) = (batch.batch, batch.len);
@@ -128,7 +158,10 @@ pub fn train_capo<P: SequencePolicy>(
         // Curvature model inputs from one forward pass of pi_old.
         let fwd = sampler.forward(batch.ids_tensor(&sampler.device()));
         let hidden: Vec<f64> = to_host(fwd.hidden).into_iter().map(f64::from).collect();
-        let probs: Vec<f64> = to_host(softmax(fwd.logits, 2)).into_iter().map(f64::from).collect();
+        let probs: Vec<f64> = to_host(softmax(fwd.logits, 2))
+            .into_iter()
+            .map(f64::from)
+            .collect();
         let lens = batch.completion_lengths();
         let tokens: Vec<(usize, usize)> = (0..b)
             .flat_map(|i| (1..t).map(move |j| (i, j)))
@@ -167,7 +200,12 @@ pub fn train_capo<P: SequencePolicy>(
         let mut keep = vec![0.0f32; b * t];
         let mut masked = 0usize;
         for &(i, j) in &tokens {
-            let pred = predict_token(token_of(i, j), precond.as_deref(), config.lr, &config.thresholds);
+            let pred = predict_token(
+                token_of(i, j),
+                precond.as_deref(),
+                config.lr,
+                &config.thresholds,
+            );
             if pred.keep {
                 keep[i * t + j] = 1.0;
             } else {
@@ -199,7 +237,8 @@ pub fn train_capo<P: SequencePolicy>(
             },
         );
         let full_mask = batch.mask_tensor(&device);
-        let entropy = (scores.entropy.detach() * full_mask.clone()).sum() / full_mask.sum().clamp_min(1.0);
+        let entropy =
+            (scores.entropy.detach() * full_mask.clone()).sum() / full_mask.sum().clamp_min(1.0);
         let d = to_host(burn::tensor::Tensor::cat(
             vec![out.loss.clone().detach(), out.clip_fraction, entropy],
             0,
@@ -214,11 +253,17 @@ pub fn train_capo<P: SequencePolicy>(
         let n = rollout.rewards.len() as f64;
         let metrics = [
             ("train/reward", rollout.rewards.iter().sum::<f64>() / n),
-            ("train/accuracy", rollout.correct.iter().filter(|c| **c).count() as f64 / n),
+            (
+                "train/accuracy",
+                rollout.correct.iter().filter(|c| **c).count() as f64 / n,
+            ),
             ("train/clip_fraction", f64::from(d[1])),
             ("train/entropy", f64::from(d[2])),
             ("train/response_length", rollout.mean_length()),
-            ("train/masked_token_fraction", masked as f64 / tokens.len().max(1) as f64),
+            (
+                "train/masked_token_fraction",
+                masked as f64 / tokens.len().max(1) as f64,
+            ),
             ("train/loss", f64::from(d[0])),
         ];
         if !callback.on_update(step, &metrics)? {
@@ -255,14 +300,29 @@ mod tests {
     /// updates); with the paper's thresholds it masks a small, non-zero fraction of tokens.
     #[test]
     fn capo_reduces_to_grpo_and_masks_few_tokens() {
-        let splits = TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 1, 90, 10).unwrap();
+        let splits =
+            TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 1, 90, 10).unwrap();
         let device = cpu().autodiff();
         kiln_tensor::Seeds::new(5).seed_device(&device);
         let policy = TinyLmConfig::default().init(&device).unwrap();
-        let sft = SftConfig { epochs: 6, batch_size: Some(16), lr: Some(1e-2), ..SftConfig::default() };
-        let (warm, _) =
-            train_sft(policy, &splits.train, &sft, &mut StdRng::seed_from_u64(5), &mut NoCallback).unwrap();
-        let sampling = SampleOptions { max_new_tokens: 4, ..SampleOptions::default() };
+        let sft = SftConfig {
+            epochs: 6,
+            batch_size: Some(16),
+            lr: Some(1e-2),
+            ..SftConfig::default()
+        };
+        let (warm, _) = train_sft(
+            policy,
+            &splits.train,
+            &sft,
+            &mut StdRng::seed_from_u64(5),
+            &mut NoCallback,
+        )
+        .unwrap();
+        let sampling = SampleOptions {
+            max_new_tokens: 4,
+            ..SampleOptions::default()
+        };
         let capo = CapoConfig {
             steps: 20,
             prompts_per_step: 8,
@@ -272,7 +332,11 @@ mod tests {
             ..CapoConfig::default()
         };
         let unmasked = CapoConfig {
-            thresholds: CapoThresholds { tau_objective: f64::MAX, tau_kl: f64::MAX, symmetric: true },
+            thresholds: CapoThresholds {
+                tau_objective: f64::MAX,
+                tau_kl: f64::MAX,
+                symmetric: true,
+            },
             ..capo.clone()
         };
         let grpo = PgConfig {
@@ -285,18 +349,48 @@ mod tests {
             ..PgConfig::preset(PgVariant::Grpo)
         };
         let a = accuracy_series(|cb| {
-            train_capo(warm.clone(), &splits.train, &unmasked, &mut StdRng::seed_from_u64(9), cb).unwrap();
+            train_capo(
+                warm.clone(),
+                &splits.train,
+                &unmasked,
+                &mut StdRng::seed_from_u64(9),
+                cb,
+            )
+            .unwrap();
         });
         let b = accuracy_series(|cb| {
-            train_pg(warm.clone(), &splits.train, &grpo, &mut StdRng::seed_from_u64(9), cb).unwrap();
+            train_pg(
+                warm.clone(),
+                &splits.train,
+                &grpo,
+                &mut StdRng::seed_from_u64(9),
+                cb,
+            )
+            .unwrap();
         });
         let acc = |v: &[(f64, f64)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
         assert_eq!(acc(&a), acc(&b));
         assert!(a.iter().all(|x| x.1 == 0.0));
-        for model in [OptimizerModel::Sgd, OptimizerModel::Adam { beta2: 0.999, eps: 1e-8 }] {
-            let cfg = CapoConfig { optimizer_model: model.clone(), ..capo.clone() };
+        for model in [
+            OptimizerModel::Sgd,
+            OptimizerModel::Adam {
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+        ] {
+            let cfg = CapoConfig {
+                optimizer_model: model.clone(),
+                ..capo.clone()
+            };
             let c = accuracy_series(|cb| {
-                train_capo(warm.clone(), &splits.train, &cfg, &mut StdRng::seed_from_u64(9), cb).unwrap();
+                train_capo(
+                    warm.clone(),
+                    &splits.train,
+                    &cfg,
+                    &mut StdRng::seed_from_u64(9),
+                    cb,
+                )
+                .unwrap();
             });
             let masked = c.iter().map(|x| x.1).sum::<f64>() / c.len() as f64;
             println!("{model:?}: mean masked-token fraction {masked}");

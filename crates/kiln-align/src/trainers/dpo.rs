@@ -60,7 +60,11 @@ impl DpoConfig {
             return Err(invalid("lr", self.lr, "must be positive"));
         }
         if self.epochs == 0 || self.batch_size == 0 {
-            return Err(invalid("batch_size", self.batch_size, "epochs and batch_size must be at least 1"));
+            return Err(invalid(
+                "batch_size",
+                self.batch_size,
+                "epochs and batch_size must be at least 1",
+            ));
         }
         self.adam.validate()?;
         Ok(())
@@ -110,7 +114,7 @@ pub fn train_dpo<P: SequencePolicy>(
             let device = policy.device();
             let seq = sequence_logprobs(&policy, &batch)?
                 - Tensor::<1>::from_floats(ref_seq.as_slice(), &device);
-            let h = seq.clone().slice([0..n]) - seq.slice([n..2 * n]);
+            let h = seq.clone().narrow(0, 0, n) - seq.narrow(0, n, n);
             let loss = preference_loss(h.clone(), config.beta, config.loss);
             let hv = to_host(h.detach());
             let value = f64::from(to_host(loss.clone().detach())[0]);
@@ -126,7 +130,11 @@ pub fn train_dpo<P: SequencePolicy>(
             let margin = hv.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64;
             if !callback.on_update(
                 step,
-                &[("train/loss", value), ("train/preference_accuracy", acc), ("train/margin", margin)],
+                &[
+                    ("train/loss", value),
+                    ("train/preference_accuracy", acc),
+                    ("train/margin", margin),
+                ],
             )? {
                 return Ok(policy);
             }
@@ -158,7 +166,8 @@ mod tests {
                 rejected: vec![4, 4, 1],
             })
             .collect();
-        let batch = TokenBatch::from_pairs(&[&[5, 16], &[5, 16]], &[&[3, 3, 1], &[4, 4, 1]]).unwrap();
+        let batch =
+            TokenBatch::from_pairs(&[&[5, 16], &[5, 16]], &[&[3, 3, 1], &[4, 4, 1]]).unwrap();
         for loss in [PreferenceLoss::Dpo, PreferenceLoss::Rdpo { eps: 0.2 }] {
             let config = DpoConfig {
                 loss,
@@ -170,10 +179,23 @@ mod tests {
                 adam: AdamSettings::default(),
             };
             let before: Vec<f32> = host_logprobs(&policy, &batch).unwrap();
-            let trained = train_dpo(policy.clone(), &pairs, &config, &mut StdRng::seed_from_u64(0), &mut NoCallback).unwrap();
+            let trained = train_dpo(
+                policy.clone(),
+                &pairs,
+                &config,
+                &mut StdRng::seed_from_u64(0),
+                &mut NoCallback,
+            )
+            .unwrap();
             let after: Vec<f32> = host_logprobs(&trained, &batch).unwrap();
-            let margin = |v: &[f32]| v[..batch.len].iter().sum::<f32>() - v[batch.len..].iter().sum::<f32>();
-            assert!(margin(&after) > margin(&before) + 2.0, "{loss:?}: {} -> {}", margin(&before), margin(&after));
+            let margin =
+                |v: &[f32]| v[..batch.len].iter().sum::<f32>() - v[batch.len..].iter().sum::<f32>();
+            assert!(
+                margin(&after) > margin(&before) + 2.0,
+                "{loss:?}: {} -> {}",
+                margin(&before),
+                margin(&after)
+            );
         }
         let bad = DpoConfig {
             loss: PreferenceLoss::Rdpo { eps: 0.5 },

@@ -110,7 +110,11 @@ impl PgConfig {
             PgVariant::Grpo => Self { beta: 0.04, ..base },
             PgVariant::Dapo => Self {
                 eps_high: 0.28,
-                reward: RewardConfig { correct: 1.0, wrong: -1.0, format_bonus: 0.0 },
+                reward: RewardConfig {
+                    correct: 1.0,
+                    wrong: -1.0,
+                    format_bonus: 0.0,
+                },
                 overlong_cache: 2,
                 max_sampling_rounds: 3,
                 ..base
@@ -142,7 +146,11 @@ impl PgConfig {
             }
         }
         if self.group < 2 {
-            return Err(invalid("group", self.group, "needs at least 2 completions per prompt"));
+            return Err(invalid(
+                "group",
+                self.group,
+                "needs at least 2 completions per prompt",
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid("lr", self.lr, "must be positive"));
@@ -187,10 +195,13 @@ pub fn train_pg<P: SequencePolicy>(
         let mut filtered = 0usize;
         let mut drawn = 0usize;
         for _ in 0..config.max_sampling_rounds {
-            let need = config.prompts_per_step - rollout.as_ref().map_or(0, |r| r.rewards.len() / g);
-            let picks: Vec<&Problem> =
-                (0..need).map(|_| &problems[rng.random_range(0..problems.len())]).collect();
-            let mut r = Rollout::sample(&sampler, &picks, g, &config.sampling, &config.reward, rng)?;
+            let need =
+                config.prompts_per_step - rollout.as_ref().map_or(0, |r| r.rewards.len() / g);
+            let picks: Vec<&Problem> = (0..need)
+                .map(|_| &problems[rng.random_range(0..problems.len())])
+                .collect();
+            let mut r =
+                Rollout::sample(&sampler, &picks, g, &config.sampling, &config.reward, rng)?;
             if config.variant == PgVariant::Dapo {
                 if config.overlong_cache > 0 {
                     for (i, c) in r.completions.iter().enumerate() {
@@ -224,7 +235,11 @@ pub fn train_pg<P: SequencePolicy>(
         let (b, t) = (batch.batch, batch.len);
         let old = host_logprobs(&sampler, &batch)?;
         let needs_ref = config.beta > 0.0;
-        let refl = if needs_ref { Some(host_logprobs(&reference, &batch)?) } else { None };
+        let refl = if needs_ref {
+            Some(host_logprobs(&reference, &batch)?)
+        } else {
+            None
+        };
 
         // 3. Advantages.
         let k1: Vec<Vec<f64>> = (0..b)
@@ -273,7 +288,11 @@ pub fn train_pg<P: SequencePolicy>(
         let loss_cfg = PgLossConfig {
             eps_low: config.eps_low,
             eps_high: config.eps_high,
-            beta: if matches!(config.variant, PgVariant::Grpo) { config.beta } else { 0.0 },
+            beta: if matches!(config.variant, PgVariant::Grpo) {
+                config.beta
+            } else {
+                0.0
+            },
             aggregation: config.aggregation(),
         };
 
@@ -293,9 +312,15 @@ pub fn train_pg<P: SequencePolicy>(
                 },
                 &loss_cfg,
             );
-            let entropy = (scores.entropy.detach() * mask.clone()).sum() / mask.sum().clamp_min(1.0);
+            let entropy =
+                (scores.entropy.detach() * mask.clone()).sum() / mask.sum().clamp_min(1.0);
             let d = to_host(burn::tensor::Tensor::cat(
-                vec![out.loss.clone().detach(), out.kl, out.clip_fraction, entropy],
+                vec![
+                    out.loss.clone().detach(),
+                    out.kl,
+                    out.clip_fraction,
+                    entropy,
+                ],
                 0,
             ));
             diag = [d[0], d[1], d[2], d[3]].map(f64::from);
@@ -310,12 +335,22 @@ pub fn train_pg<P: SequencePolicy>(
         let n = rollout.rewards.len() as f64;
         let metrics = [
             ("train/reward", rollout.rewards.iter().sum::<f64>() / n),
-            ("train/accuracy", rollout.correct.iter().filter(|c| **c).count() as f64 / n),
+            (
+                "train/accuracy",
+                rollout.correct.iter().filter(|c| **c).count() as f64 / n,
+            ),
             ("train/kl", diag[1]),
             ("train/clip_fraction", diag[2]),
             ("train/entropy", diag[3]),
             ("train/response_length", rollout.mean_length()),
-            ("train/filtered_groups", if drawn > 0 { filtered as f64 / drawn as f64 } else { 0.0 }),
+            (
+                "train/filtered_groups",
+                if drawn > 0 {
+                    filtered as f64 / drawn as f64
+                } else {
+                    0.0
+                },
+            ),
             ("train/loss", diag[0]),
         ];
         if !callback.on_update(step, &metrics)? {
@@ -328,9 +363,9 @@ pub fn train_pg<P: SequencePolicy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TinyLmConfig;
     use crate::tasks::{TaskKind, TaskSpec, TaskSplits};
     use crate::trainers::sft::{SftConfig, train_sft};
-    use crate::TinyLmConfig;
     use kiln_rl::{FnCallback, NoCallback};
     use kiln_tensor::testing::cpu;
     use rand::SeedableRng;
@@ -339,12 +374,19 @@ mod tests {
     fn config_validation_names_key() {
         let mut c = PgConfig::preset(PgVariant::Dapo);
         c.eps_high = 0.0;
-        assert!(c.validate().unwrap_err().to_string().contains("`eps_high` = 0"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`eps_high` = 0")
+        );
         c = PgConfig::preset(PgVariant::Grpo);
         c.group = 1;
         assert!(c.validate().unwrap_err().to_string().contains("`group`"));
         let json = r#"{"variant":"grpo","steps":1,"bogus":1}"#;
-        let e = serde_json::from_str::<PgConfig>(json).unwrap_err().to_string();
+        let e = serde_json::from_str::<PgConfig>(json)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
     }
 
@@ -352,11 +394,17 @@ mod tests {
     /// mean training reward of its last steps above that of its first steps.
     #[test]
     fn pg_family_raises_reward() {
-        let splits = TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 1, 90, 10).unwrap();
+        let splits =
+            TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 1, 90, 10).unwrap();
         let device = cpu().autodiff();
         kiln_tensor::Seeds::new(5).seed_device(&device);
         let policy = TinyLmConfig::default().init(&device).unwrap();
-        let sft = SftConfig { epochs: 6, batch_size: Some(16), lr: Some(1e-2), ..SftConfig::default() };
+        let sft = SftConfig {
+            epochs: 6,
+            batch_size: Some(16),
+            lr: Some(1e-2),
+            ..SftConfig::default()
+        };
         let mut rng = StdRng::seed_from_u64(5);
         let (warm, _) = train_sft(policy, &splits.train, &sft, &mut rng, &mut NoCallback).unwrap();
         for variant in [PgVariant::Grpo, PgVariant::Dapo, PgVariant::LitePpo] {
@@ -365,7 +413,10 @@ mod tests {
                 prompts_per_step: 8,
                 group: 6,
                 lr: 5e-3,
-                sampling: SampleOptions { max_new_tokens: 4, ..SampleOptions::default() },
+                sampling: SampleOptions {
+                    max_new_tokens: 4,
+                    ..SampleOptions::default()
+                },
                 ..PgConfig::preset(variant)
             };
             let mut acc = vec![];
@@ -388,7 +439,10 @@ mod tests {
             prompts_per_step: 8,
             group: 6,
             lr: 5e-3,
-            sampling: SampleOptions { max_new_tokens: 4, ..SampleOptions::default() },
+            sampling: SampleOptions {
+                max_new_tokens: 4,
+                ..SampleOptions::default()
+            },
             ..Default::default()
         };
         let mut acc = vec![];

@@ -37,7 +37,11 @@ impl OptimConfig {
             return Err(invalid("optim.lr", self.lr, "must be positive"));
         }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
-            return Err(invalid("optim.max_grad_norm", self.max_grad_norm, "must be >= 0"));
+            return Err(invalid(
+                "optim.max_grad_norm",
+                self.max_grad_norm,
+                "must be >= 0",
+            ));
         }
         self.adam.validate()?;
         Ok(())
@@ -46,7 +50,10 @@ impl OptimConfig {
 
 /// Prompts encoded once.
 pub fn encode_prompts(problems: &[Problem]) -> Result<Vec<Vec<u32>>> {
-    problems.iter().map(|p| CharVocab.encode(&p.prompt)).collect()
+    problems
+        .iter()
+        .map(|p| CharVocab.encode(&p.prompt))
+        .collect()
 }
 
 /// A sampled group batch with its verifier outcome.
@@ -97,7 +104,9 @@ impl Rollout {
 
     /// Keeps the rows of the groups where `keep[g]` holds.
     pub fn retain_groups(&mut self, group: usize, keep: &[bool]) {
-        let rows: Vec<usize> = (0..self.rewards.len()).filter(|i| keep[i / group]).collect();
+        let rows: Vec<usize> = (0..self.rewards.len())
+            .filter(|i| keep[i / group])
+            .collect();
         self.prompts = rows.iter().map(|&i| self.prompts[i].clone()).collect();
         self.completions = rows.iter().map(|&i| self.completions[i].clone()).collect();
         self.rewards = rows.iter().map(|&i| self.rewards[i]).collect();
@@ -115,13 +124,20 @@ impl Rollout {
     /// The prompt + completion batch.
     pub fn batch(&self) -> Result<TokenBatch> {
         let p: Vec<&[u32]> = self.prompts.iter().map(Vec::as_slice).collect();
-        let c: Vec<&[u32]> = self.completions.iter().map(|c| c.tokens.as_slice()).collect();
+        let c: Vec<&[u32]> = self
+            .completions
+            .iter()
+            .map(|c| c.tokens.as_slice())
+            .collect();
         TokenBatch::from_pairs(&p, &c)
     }
 
     /// Mean completion length in tokens.
     pub fn mean_length(&self) -> f64 {
-        self.completions.iter().map(|c| c.tokens.len()).sum::<usize>() as f64
+        self.completions
+            .iter()
+            .map(|c| c.tokens.len())
+            .sum::<usize>() as f64
             / self.completions.len().max(1) as f64
     }
 }

@@ -96,12 +96,21 @@ impl NftConfig {
             return Err(invalid("lr", self.lr, "must be positive"));
         }
         if self.group < 2 {
-            return Err(invalid("group", self.group, "needs at least 2 answers per prompt"));
+            return Err(invalid(
+                "group",
+                self.group,
+                "needs at least 2 answers per prompt",
+            ));
         }
-        if !(self.normalizer > 0.0) {
+        if self.normalizer.is_nan() || self.normalizer <= 0.0 {
             return Err(invalid("normalizer", self.normalizer, "must be positive"));
         }
-        for (k, v) in [("steps", self.steps), ("prompts_per_step", self.prompts_per_step), ("inner_epochs", self.inner_epochs), ("max_sampling_rounds", self.max_sampling_rounds)] {
+        for (k, v) in [
+            ("steps", self.steps),
+            ("prompts_per_step", self.prompts_per_step),
+            ("inner_epochs", self.inner_epochs),
+            ("max_sampling_rounds", self.max_sampling_rounds),
+        ] {
             if v == 0 {
                 return Err(invalid(k, v, "must be at least 1"));
             }
@@ -129,9 +138,11 @@ pub fn train_nft<P: SequencePolicy>(
         let mut rollout: Option<Rollout> = None;
         let (mut drawn, mut filtered) = (0usize, 0usize);
         for _ in 0..config.max_sampling_rounds {
-            let need = config.prompts_per_step - rollout.as_ref().map_or(0, |r| r.rewards.len() / g);
-            let picks: Vec<&Problem> =
-                (0..need).map(|_| &problems[rng.random_range(0..problems.len())]).collect();
+            let need =
+                config.prompts_per_step - rollout.as_ref().map_or(0, |r| r.rewards.len() / g);
+            let picks: Vec<&Problem> = (0..need)
+                .map(|_| &problems[rng.random_range(0..problems.len())])
+                .collect();
             let mut r = Rollout::sample(&sampler, &picks, g, &config.sampling, &reward, rng)?;
             let keep = advantages::informative_groups(&r.rewards, g);
             drawn += keep.len();
@@ -167,7 +178,11 @@ pub fn train_nft<P: SequencePolicy>(
                 NftWeight::GrpoMatched => ((1.0 - r) / r).sqrt(),
             })
             .collect();
-        let correct: Vec<f64> = rollout.correct.iter().map(|&c| f64::from(u8::from(c))).collect();
+        let correct: Vec<f64> = rollout
+            .correct
+            .iter()
+            .map(|&c| f64::from(u8::from(c)))
+            .collect();
         let mut loss_value = 0.0;
         for _ in 0..config.inner_epochs {
             let device = policy.device();
@@ -188,7 +203,9 @@ pub fn train_nft<P: SequencePolicy>(
                     mask: batch.mask_tensor(&device),
                 },
                 config.eps,
-                Aggregation::ConstantNorm { max_len: config.normalizer },
+                Aggregation::ConstantNorm {
+                    max_len: config.normalizer,
+                },
             );
             loss_value = f64::from(to_host(loss.clone().detach())[0]);
             let grads = GradientsParams::from_grads(loss.backward(), &policy);
@@ -204,7 +221,10 @@ pub fn train_nft<P: SequencePolicy>(
             ("train/reward", rollout.rewards.iter().sum::<f64>() / n),
             ("train/accuracy", correct.iter().sum::<f64>() / n),
             ("train/response_length", rollout.mean_length()),
-            ("train/filtered_groups", filtered as f64 / drawn.max(1) as f64),
+            (
+                "train/filtered_groups",
+                filtered as f64 / drawn.max(1) as f64,
+            ),
             ("train/loss", loss_value),
         ];
         if !callback.on_update(step, &metrics)? {

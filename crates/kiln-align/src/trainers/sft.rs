@@ -83,7 +83,11 @@ impl SftConfig {
     }
 
     /// Fills in the learning rate and batch size, from the Step Law where not given.
-    pub fn resolve(&self, non_embedding_params: usize, examples: &[Vec<u32>]) -> Result<SftResolved> {
+    pub fn resolve(
+        &self,
+        non_embedding_params: usize,
+        examples: &[Vec<u32>],
+    ) -> Result<SftResolved> {
         self.validate()?;
         let dataset_tokens: usize = examples.iter().map(Vec::len).sum();
         let tokens = (self.epochs * dataset_tokens).max(1) as f64;
@@ -92,15 +96,28 @@ impl SftConfig {
         let source = format!(
             "step_law(N={}, D={tokens:.3e}, seq_len={seq_len}{})",
             non_embedding_params,
-            if law.extrapolated { ", extrapolated" } else { "" }
+            if law.extrapolated {
+                ", extrapolated"
+            } else {
+                ""
+            }
         );
         Ok(SftResolved {
             lr: match self.lr {
-                Some(v) => Resolved { value: v, source: "config".into() },
-                None => Resolved { value: law.lr, source: source.clone() },
+                Some(v) => Resolved {
+                    value: v,
+                    source: "config".into(),
+                },
+                None => Resolved {
+                    value: law.lr,
+                    source: source.clone(),
+                },
             },
             batch_size: match self.batch_size {
-                Some(v) => Resolved { value: v, source: "config".into() },
+                Some(v) => Resolved {
+                    value: v,
+                    source: "config".into(),
+                },
                 None => Resolved {
                     value: (law.batch_seqs.round() as usize).clamp(1, examples.len().max(1)),
                     source,
@@ -166,7 +183,11 @@ pub fn train_sft<P: SequencePolicy>(
             let tokens = batch.completion_lengths().iter().sum::<usize>() as f64;
             if !callback.on_update(
                 step,
-                &[("train/loss", value), ("train/tokens", tokens), ("optim/grad_norm", norm)],
+                &[
+                    ("train/loss", value),
+                    ("train/tokens", tokens),
+                    ("optim/grad_norm", norm),
+                ],
             )? {
                 return Ok((policy, resolved));
             }
@@ -178,9 +199,9 @@ pub fn train_sft<P: SequencePolicy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TinyLmConfig;
     use crate::tasks::{TaskKind, TaskSpec, TaskSplits};
     use crate::trainers::greedy_accuracy;
-    use crate::TinyLmConfig;
     use kiln_rl::FnCallback;
     use kiln_tensor::testing::cpu;
     use rand::SeedableRng;
@@ -188,14 +209,30 @@ mod tests {
     #[test]
     fn step_law_defaults_are_recorded() {
         let examples = vec![vec![1u32; 10]; 100];
-        let r = SftConfig { epochs: 4, ..SftConfig::default() }.resolve(8192, &examples).unwrap();
+        let r = SftConfig {
+            epochs: 4,
+            ..SftConfig::default()
+        }
+        .resolve(8192, &examples)
+        .unwrap();
         let law = step_law(8192.0, 4000.0, 10).unwrap();
         assert!((r.lr.value - law.lr).abs() < 1e-12);
-        assert!(r.lr.source.starts_with("step_law(N=8192, D=4.000e3"), "{}", r.lr.source);
-        let given = SftConfig { lr: Some(1e-3), batch_size: Some(7), ..SftConfig::default() };
+        assert!(
+            r.lr.source.starts_with("step_law(N=8192, D=4.000e3"),
+            "{}",
+            r.lr.source
+        );
+        let given = SftConfig {
+            lr: Some(1e-3),
+            batch_size: Some(7),
+            ..SftConfig::default()
+        };
         let r = given.resolve(8192, &examples).unwrap();
         assert_eq!((r.lr.source.as_str(), r.batch_size.value), ("config", 7));
-        let bad = SftConfig { lr: Some(-1.0), ..SftConfig::default() };
+        let bad = SftConfig {
+            lr: Some(-1.0),
+            ..SftConfig::default()
+        };
         assert!(bad.validate().unwrap_err().to_string().contains("`lr`"));
     }
 
@@ -205,7 +242,8 @@ mod tests {
         let device = cpu().autodiff();
         kiln_tensor::Seeds::new(0).seed_device(&device);
         let policy = TinyLmConfig::default().init(&device).unwrap();
-        let splits = TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 0, 80, 20).unwrap();
+        let splits =
+            TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 0, 80, 20).unwrap();
         let config = SftConfig {
             epochs: 40,
             batch_size: Some(16),
