@@ -9,7 +9,10 @@ use burn::tensor::Device;
 use kiln_envs::Action;
 use serde::de::DeserializeOwned;
 
+use crate::algos::dqn::{Dqn, DqnConfig};
 use crate::algos::ppo::{Ppo, PpoConfig};
+use crate::algos::sac::{Sac, SacConfig};
+use crate::algos::td3::{Td3, Td3Config};
 use crate::callback::Callback;
 use crate::error::{Result, RlError};
 use crate::eval::evaluate_episodes;
@@ -49,7 +52,7 @@ pub trait Learner {
 }
 
 /// The learners [`make_learner`] knows, as `--algo` spells them.
-pub const ALGOS: &[&str] = &["ppo"];
+pub const ALGOS: &[&str] = &["ppo", "sac", "td3", "dqn"];
 
 /// Builds the learner `algo` for `env_id` with `seed` on `device`. `config` is the algorithm's
 /// JSON config (unknown keys and out-of-range values are errors naming the key); `None` takes
@@ -70,6 +73,27 @@ pub fn make_learner(
             config.validate()?;
             Ok(Box::new(Ppo::with_device(config, env_id, seed, device)?))
         }
+        "sac" => {
+            let config = match config {
+                Some(value) => parse_config::<SacConfig>(value, "sac")?,
+                None => SacConfig::default_for(env_id),
+            };
+            Ok(Box::new(Sac::with_device(config, env_id, seed, device)?))
+        }
+        "td3" => {
+            let config = match config {
+                Some(value) => parse_config::<Td3Config>(value, "td3")?,
+                None => Td3Config::default_for(env_id),
+            };
+            Ok(Box::new(Td3::with_device(config, env_id, seed, device)?))
+        }
+        "dqn" => {
+            let config = match config {
+                Some(value) => parse_config::<DqnConfig>(value, "dqn")?,
+                None => DqnConfig::default_for(env_id),
+            };
+            Ok(Box::new(Dqn::with_device(config, env_id, seed, device)?))
+        }
         other => Err(RlError::UnknownAlgo {
             algo: other.to_string(),
             known: ALGOS.join(", "),
@@ -86,6 +110,9 @@ pub fn load_learner(stem: &Path, device: Device) -> Result<Box<dyn Learner>> {
     let header: Header = kiln_tensor::load_checkpoint_config(stem)?;
     match header.algo.as_str() {
         "ppo" => Ok(Box::new(Ppo::load_with_device(stem, device)?)),
+        "sac" => Ok(Box::new(Sac::load_with_device(stem, device)?)),
+        "td3" => Ok(Box::new(Td3::load_with_device(stem, device)?)),
+        "dqn" => Ok(Box::new(Dqn::load_with_device(stem, device)?)),
         other => Err(RlError::Checkpoint {
             path: stem.to_path_buf(),
             reason: format!(
@@ -138,6 +165,49 @@ impl Learner for Ppo {
         Ppo::evaluate(self, episodes, seed)
     }
 }
+
+/// The `Learner` impl of a learner whose inherent methods already have the trait's shape.
+macro_rules! off_policy_learner {
+    ($ty:ty, $name:literal) => {
+        impl Learner for $ty {
+            fn algo(&self) -> &'static str {
+                $name
+            }
+
+            fn env_id(&self) -> &str {
+                <$ty>::env_id(self)
+            }
+
+            fn global_step(&self) -> u64 {
+                <$ty>::global_step(self)
+            }
+
+            fn config_json(&self) -> serde_json::Value {
+                serde_json::to_value(self.config()).unwrap_or(serde_json::Value::Null)
+            }
+
+            fn learn(&mut self, total_steps: u64, callback: &mut dyn Callback) -> Result<()> {
+                <$ty>::learn(self, total_steps, callback).map(|_| ())
+            }
+
+            fn predict(&mut self, obs: &[f64], deterministic: bool) -> Result<Action> {
+                <$ty>::predict(self, obs, deterministic)
+            }
+
+            fn save(&self, stem: &Path) -> Result<()> {
+                <$ty>::save(self, stem)
+            }
+
+            fn evaluate(&mut self, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+                <$ty>::evaluate(self, episodes, seed)
+            }
+        }
+    };
+}
+
+off_policy_learner!(Sac, "sac");
+off_policy_learner!(Td3, "td3");
+off_policy_learner!(Dqn, "dqn");
 
 #[cfg(test)]
 mod tests {

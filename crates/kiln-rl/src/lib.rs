@@ -6,9 +6,12 @@
 //! - **Buffers**: [`RolloutBuffer`] (on-policy, `[T, N]` layout) with [`gae`] (GAE(lambda),
 //!   bootstrapping on truncation but not on termination), and [`ReplayBuffer`] (a
 //!   preallocated ring sampled into caller buffers).
-//! - **Learners** ([`algos`]): [`Ppo`], one readable file following CleanRL's `ppo.py` and
-//!   `ppo_continuous_action.py`, with the life cycle of Stable-Baselines3
-//!   (`new`, `learn`, `predict`, `save`/`load`).
+//! - **Learners** ([`algos`]), one readable file each, with the life cycle of
+//!   Stable-Baselines3 (`new`, `learn`, `predict`, `save`/`load`): [`Ppo`] (CleanRL's `ppo.py`
+//!   and `ppo_continuous_action.py`), [`Sac`] (twin critics, automatic temperature),
+//!   [`Td3`] (target smoothing, delayed actor) and [`Dqn`] (target network, epsilon schedule,
+//!   Huber loss, double-DQN switch), the off-policy three with SB3's defaults and the
+//!   rl-baselines3-zoo settings per env.
 //! - **Callbacks** ([`Callback`]): every update reports named diagnostics
 //!   (`losses/approx_kl`, `charts/SPS`, ...); a [`kiln_track::RunDir`] is a callback.
 //!
@@ -32,16 +35,21 @@ pub mod eval;
 pub mod experiments;
 pub mod gae;
 mod learner;
+mod off_policy;
 pub mod replay;
 pub mod rollout;
 
+pub use algos::dqn::{Dqn, DqnConfig, DqnStats, huber_loss};
 pub use algos::ppo::{
     ActorCritic, PolicyHead, Ppo, PpoConfig, PpoLoss, PpoLossInputs, UpdateStats, ppo_loss,
 };
+pub use algos::sac::{Sac, SacConfig, SacStats};
+pub use algos::td3::{Td3, Td3Config, Td3Stats};
 pub use callback::{Callback, FnCallback, NoCallback};
 pub use error::{Result, RlError};
 pub use eval::{evaluate_episodes, mean_std};
 pub use gae::gae;
 pub use learner::{ALGOS, Learner, load_learner, make_learner, parse_config};
+pub use off_policy::ActionBox;
 pub use replay::{ReplayBatch, ReplayBuffer};
 pub use rollout::{RolloutBuffer, explained_variance};

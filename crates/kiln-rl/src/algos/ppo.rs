@@ -17,7 +17,6 @@
 //! `"action"` random stream, so a seed gives the same run on every backend.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::module::{Module, Param};
@@ -36,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::callback::Callback;
 use crate::error::{Result, RlError};
 use crate::eval::evaluate_episodes;
+use crate::off_policy::INIT_LOCK;
 use crate::rollout::{RolloutBuffer, explained_variance};
 
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
@@ -326,10 +326,6 @@ pub struct ActorCritic {
     /// Log standard deviations `[A]` of a Gaussian head.
     pub log_std: Param<Tensor<1>>,
 }
-
-/// Serializes parameter initialization, so that the device RNG seeded for one learner is not
-/// drawn from by another learner initializing in a parallel thread.
-static INIT_LOCK: Mutex<()> = Mutex::new(());
 
 impl ActorCritic {
     fn init(
