@@ -1,0 +1,81 @@
+//! Learner throughput on the default backend: PPO iterations (rollout + update) at the
+//! rl-baselines3-zoo CartPole-v1 setting, and SAC / TD3 / DQN gradient steps at their zoo
+//! settings (each gradient step with its one env step).
+//!
+//! `cargo bench -p kiln-benches --bench rl`. Criterion's "elem/s" is environment steps per
+//! second for PPO and gradient steps per second for the off-policy learners.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kiln_rl::{Dqn, DqnConfig, NoCallback, Ppo, PpoConfig, Sac, SacConfig, Td3, Td3Config};
+use kiln_tensor::select_device;
+
+fn ppo_iteration(c: &mut Criterion) {
+    let device = select_device().expect("device").device;
+    let cfg = PpoConfig::cartpole();
+    let batch = cfg.batch_size() as u64;
+    let mut ppo = Ppo::with_device(cfg, "CartPole-v1", 0, device).expect("ppo");
+    let mut g = c.benchmark_group("ppo_cartpole_zoo");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(batch));
+    g.bench_function("iteration", |b| {
+        b.iter(|| ppo.learn(batch, &mut NoCallback).expect("learn"))
+    });
+    g.finish();
+}
+
+const STEPS: u64 = 100;
+
+fn off_policy_steps(c: &mut Criterion) {
+    let device = select_device().expect("device").device;
+    let mut g = c.benchmark_group("off_policy_gradient_steps");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(STEPS));
+    let mut sac = Sac::with_device(
+        SacConfig {
+            learning_starts: 256,
+            ..SacConfig::pendulum()
+        },
+        "Pendulum-v1",
+        0,
+        device.clone(),
+    )
+    .expect("sac");
+    sac.learn(257, &mut NoCallback).expect("warm-up");
+    g.bench_function("sac_pendulum_256x256_batch256", |b| {
+        b.iter(|| sac.learn(STEPS, &mut NoCallback).expect("learn"))
+    });
+    let mut td3 = Td3::with_device(
+        Td3Config {
+            learning_starts: 256,
+            ..Td3Config::pendulum()
+        },
+        "Pendulum-v1",
+        0,
+        device.clone(),
+    )
+    .expect("td3");
+    td3.learn(257, &mut NoCallback).expect("warm-up");
+    g.bench_function("td3_pendulum_400x300_batch256", |b| {
+        b.iter(|| td3.learn(STEPS, &mut NoCallback).expect("learn"))
+    });
+    let mut dqn = Dqn::with_device(
+        DqnConfig {
+            learning_starts: 256,
+            train_freq: 1,
+            gradient_steps: 1,
+            ..DqnConfig::cartpole()
+        },
+        "CartPole-v1",
+        0,
+        device,
+    )
+    .expect("dqn");
+    dqn.learn(257, &mut NoCallback).expect("warm-up");
+    g.bench_function("dqn_cartpole_256x256_batch64", |b| {
+        b.iter(|| dqn.learn(STEPS, &mut NoCallback).expect("learn"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ppo_iteration, off_policy_steps);
+criterion_main!(benches);
