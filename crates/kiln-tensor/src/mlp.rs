@@ -30,7 +30,7 @@ impl Activation {
     pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Relu => activation::relu(x),
-            Activation::Tanh => activation::tanh(x),
+            Activation::Tanh => fast_tanh(x),
             Activation::Silu => activation::silu(x),
             Activation::Gelu => activation::gelu(x),
             Activation::Elu => activation::elu(x, 1.0),
@@ -44,6 +44,24 @@ impl Activation {
             _ => std::f64::consts::SQRT_2,
         }
     }
+}
+
+/// `tanh` for activations, fast on CPU backends. On flex, `tanh` is glibc's scalar `tanhf`
+/// and `sigmoid` a branchy scalar `expf`: profiling a PPO iteration with 64-64 tanh networks
+/// put 64% of its time in `tanhf`. Here the value is `sign(x) (1 - e) / (1 + e)` with
+/// `e = exp(-2|x|)`, computed without autodiff in branch-free passes, and the gradient is
+/// attached as `y0 + (x - stop_grad(x)) (1 - y0^2)`: the forward value is exactly `y0`
+/// (the difference is zero) and the backward is tanh's `1 - y^2`, three cheap graph ops
+/// instead of a graph through every pass. Absolute difference to `tanh` below 2e-7 (tested).
+pub fn fast_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let plain = x.clone().without_autodiff();
+    let e = plain.clone().abs().mul_scalar(-2.0).exp();
+    let y0 = (e.clone().neg().add_scalar(1.0) / e.add_scalar(1.0)) * plain.sign();
+    if !x.is_autodiff() {
+        return y0;
+    }
+    let slope = y0.clone().powi_scalar(2).neg().add_scalar(1.0);
+    (x.clone() - x.detach()) * slope.autodiff() + y0.autodiff()
 }
 
 /// How weights are initialized.
@@ -201,6 +219,31 @@ impl Mlp {
 mod tests {
     use super::*;
     use crate::testing::{cpu, to_vec};
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn fast_tanh_matches_tanh_and_its_gradient() {
+        let xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.025).collect();
+        let n = xs.len();
+        let device = cpu().autodiff();
+        let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device).require_grad();
+        let y = fast_tanh(x.clone());
+        let grads = y.clone().sum().backward();
+        let dy: Vec<f32> = x
+            .grad(&grads)
+            .expect("grad")
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        for ((&xi, yi), dyi) in xs.iter().zip(to_vec(y)).zip(dy) {
+            let t = f64::from(xi).tanh();
+            assert!((f64::from(yi) - t).abs() < 2e-7, "tanh({xi}): {yi} vs {t}");
+            assert!(
+                (f64::from(dyi) - (1.0 - t * t)).abs() < 1e-6,
+                "tanh'({xi}): {dyi}"
+            );
+        }
+    }
 
     #[test]
     fn shapes_and_param_count() {
