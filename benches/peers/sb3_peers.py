@@ -161,8 +161,9 @@ def jax_ppo_cartpole(seed, steps=100_000):
                 logits, v = apply(p, obs)
                 a = jax.random.categorical(ka, logits)
                 logp = jax.nn.log_softmax(logits)[jnp.arange(n_envs), a]
-                obs2, st2, r, d, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                    jax.random.split(ks, n_envs), st, a, params)
+                # gymnax's step returns (obs, state, reward, done, ...) with extras by version.
+                obs2, st2, r, d = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                    jax.random.split(ks, n_envs), st, a, params)[:4]
                 return (obs2, st2, key), (obs, a, logp, v, r, d)
 
             (obs, st, key), (o, a, lp, v, r, d) = jax.lax.scan(step, (obs, st, key), None, n_steps)
@@ -220,7 +221,7 @@ def jax_ppo_cartpole(seed, steps=100_000):
             obs, st, key, total, done, t = c
             logits, _ = apply(p, obs)
             key, k = jax.random.split(key)
-            obs, st, r, d, _ = env.step(k, st, jnp.argmax(logits), params)
+            obs, st, r, d = env.step(k, st, jnp.argmax(logits), params)[:4]
             return obs, st, key, total + r * (1 - done), jnp.maximum(done, d), t + 1
 
         out = jax.lax.while_loop(lambda c: (c[4] == 0) & (c[5] < 500), body,
