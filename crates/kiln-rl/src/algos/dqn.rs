@@ -62,6 +62,10 @@ pub struct DqnConfig {
     pub target_update_interval: u64,
     /// Fraction of a `learn` call over which epsilon decays (0.1).
     pub exploration_fraction: f64,
+    /// Env steps (counted from the learner's first step) over which epsilon decays, instead of
+    /// a fraction of each `learn` call; lets training proceed in chunks, with evaluation in
+    /// between, on one schedule (None).
+    pub exploration_steps: Option<u64>,
     /// Initial epsilon (1.0).
     pub exploration_initial_eps: f64,
     /// Final epsilon (0.05).
@@ -89,6 +93,7 @@ impl Default for DqnConfig {
             gradient_steps: 1,
             target_update_interval: 10_000,
             exploration_fraction: 0.1,
+            exploration_steps: None,
             exploration_initial_eps: 1.0,
             exploration_final_eps: 0.05,
             max_grad_norm: 10.0,
@@ -166,6 +171,13 @@ impl DqnConfig {
             }
         }
         Ok(())
+    }
+
+    /// Epsilon after the fraction `done` of the decay period `exploration_steps`: linear from
+    /// the initial to the final value, then constant.
+    pub fn epsilon_at(&self, done: f64) -> f64 {
+        let (start, end) = (self.exploration_initial_eps, self.exploration_final_eps);
+        start + done.clamp(0.0, 1.0) * (end - start)
     }
 
     /// Epsilon after `progress` (in `[0, 1]`) of a `learn` call: SB3's `get_linear_fn`.
@@ -344,8 +356,14 @@ impl Dqn {
         let start_step = self.global_step;
         let end = self.global_step + total_steps;
         while self.global_step < end {
-            let progress = (self.global_step - start_step) as f64 / total_steps.max(1) as f64;
-            self.epsilon = self.config.epsilon(progress);
+            self.epsilon = match self.config.exploration_steps {
+                Some(n) => self
+                    .config
+                    .epsilon_at(self.global_step as f64 / n.max(1) as f64),
+                None => self
+                    .config
+                    .epsilon((self.global_step - start_step) as f64 / total_steps.max(1) as f64),
+            };
             let explore = self.global_step < self.config.learning_starts
                 || self.action_rng.random::<f64>() < self.epsilon;
             let a = if explore {
