@@ -10,6 +10,8 @@ use kiln_envs::Action;
 use serde::de::DeserializeOwned;
 
 use crate::algos::ppo::{Ppo, PpoConfig};
+use crate::algos::reinforce::{Reinforce, ReinforceConfig};
+use crate::algos::stochastic_pg::{PgMethod, StochasticPg, StochasticPgConfig};
 use crate::callback::Callback;
 use crate::error::{Result, RlError};
 use crate::eval::evaluate_episodes;
@@ -49,7 +51,7 @@ pub trait Learner {
 }
 
 /// The learners [`make_learner`] knows, as `--algo` spells them.
-pub const ALGOS: &[&str] = &["ppo"];
+pub const ALGOS: &[&str] = &["ppo", "reinforce", "pg-igt", "harpg"];
 
 /// Builds the learner `algo` for `env_id` with `seed` on `device`. `config` is the algorithm's
 /// JSON config (unknown keys and out-of-range values are errors naming the key); `None` takes
@@ -70,6 +72,34 @@ pub fn make_learner(
             config.validate()?;
             Ok(Box::new(Ppo::with_device(config, env_id, seed, device)?))
         }
+        "reinforce" => {
+            let config = match config {
+                Some(value) => parse_config::<ReinforceConfig>(value, "reinforce")?,
+                None => ReinforceConfig::default(),
+            };
+            Ok(Box::new(Reinforce::new(config, env_id, seed)?))
+        }
+        "pg-igt" | "harpg" => {
+            let name = if algo == "harpg" { "harpg" } else { "pg-igt" };
+            let config = match config {
+                Some(mut value) => {
+                    // The method defaults to the learner's own (N-PG-IGT or N-HARPG).
+                    if let Some(obj) = value.as_object_mut() {
+                        obj.entry("method").or_insert_with(|| {
+                            serde_json::json!(if name == "harpg" { "n-harpg" } else { "n-pg-igt" })
+                        });
+                    }
+                    parse_config::<StochasticPgConfig>(value, name)?
+                }
+                None => StochasticPgConfig::with_method(if name == "harpg" {
+                    PgMethod::NHarpg
+                } else {
+                    PgMethod::NPgIgt
+                }),
+            };
+            config.validate_for(name)?;
+            Ok(Box::new(StochasticPg::new(config, env_id, seed)?))
+        }
         other => Err(RlError::UnknownAlgo {
             algo: other.to_string(),
             known: ALGOS.join(", "),
@@ -86,6 +116,8 @@ pub fn load_learner(stem: &Path, device: Device) -> Result<Box<dyn Learner>> {
     let header: Header = kiln_tensor::load_checkpoint_config(stem)?;
     match header.algo.as_str() {
         "ppo" => Ok(Box::new(Ppo::load_with_device(stem, device)?)),
+        "reinforce" => Ok(Box::new(Reinforce::load(stem)?)),
+        "pg-igt" | "harpg" => Ok(Box::new(StochasticPg::load(stem)?)),
         other => Err(RlError::Checkpoint {
             path: stem.to_path_buf(),
             reason: format!(
@@ -136,6 +168,66 @@ impl Learner for Ppo {
 
     fn evaluate(&mut self, episodes: usize, seed: u64) -> Result<Vec<f64>> {
         Ppo::evaluate(self, episodes, seed)
+    }
+}
+
+impl Learner for Reinforce {
+    fn algo(&self) -> &'static str {
+        "reinforce"
+    }
+
+    fn env_id(&self) -> &str {
+        Reinforce::env_id(self)
+    }
+
+    fn global_step(&self) -> u64 {
+        Reinforce::global_step(self)
+    }
+
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.config()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn learn(&mut self, total_steps: u64, callback: &mut dyn Callback) -> Result<()> {
+        Reinforce::learn(self, total_steps, callback)
+    }
+
+    fn predict(&mut self, obs: &[f64], deterministic: bool) -> Result<Action> {
+        Reinforce::predict(self, obs, deterministic)
+    }
+
+    fn save(&self, stem: &Path) -> Result<()> {
+        Reinforce::save(self, stem)
+    }
+}
+
+impl Learner for StochasticPg {
+    fn algo(&self) -> &'static str {
+        self.config().method.learner()
+    }
+
+    fn env_id(&self) -> &str {
+        StochasticPg::env_id(self)
+    }
+
+    fn global_step(&self) -> u64 {
+        StochasticPg::global_step(self)
+    }
+
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.config()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn learn(&mut self, total_steps: u64, callback: &mut dyn Callback) -> Result<()> {
+        StochasticPg::learn(self, total_steps, callback)
+    }
+
+    fn predict(&mut self, obs: &[f64], deterministic: bool) -> Result<Action> {
+        StochasticPg::predict(self, obs, deterministic)
+    }
+
+    fn save(&self, stem: &Path) -> Result<()> {
+        StochasticPg::save(self, stem)
     }
 }
 

@@ -38,6 +38,8 @@ pub mod rollout;
 pub use algos::ppo::{
     ActorCritic, PolicyHead, Ppo, PpoConfig, PpoLoss, PpoLossInputs, UpdateStats, ppo_loss,
 };
+pub use algos::reinforce::{Reinforce, ReinforceConfig};
+pub use algos::stochastic_pg::{PgMethod, StochasticPg, StochasticPgConfig};
 pub use callback::{Callback, FnCallback, NoCallback};
 pub use error::{Result, RlError};
 pub use eval::{evaluate_episodes, mean_std};
