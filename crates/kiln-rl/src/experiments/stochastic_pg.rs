@@ -66,6 +66,9 @@ impl Default for LqrParams {
     }
 }
 
+/// `|x|` is clamped at this bound.
+pub const STATE_BOUND: f64 = 1e3;
+
 /// The LQR as a Kiln env (`Box(1)` observation and action, no termination).
 #[derive(Debug)]
 pub struct ScalarLqr {
@@ -188,7 +191,10 @@ impl Env for ScalarLqr {
         }
         let p = &self.params;
         let reward = -(p.q * self.x * self.x + p.rho * u * u);
-        self.x = p.a * self.x + p.b * u + p.sigma_w * standard_normal(&mut self.rng);
+        // Clamped so that a diverging gain (vanilla PG with too large a step) costs a large but
+        // finite reward instead of overflowing.
+        self.x = (p.a * self.x + p.b * u + p.sigma_w * standard_normal(&mut self.rng))
+            .clamp(-STATE_BOUND, STATE_BOUND);
         obs[0] = self.x;
         Ok(Transition {
             reward,
