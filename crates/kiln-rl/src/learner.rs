@@ -86,7 +86,11 @@ pub fn make_learner(
                     // The method defaults to the learner's own (N-PG-IGT or N-HARPG).
                     if let Some(obj) = value.as_object_mut() {
                         obj.entry("method").or_insert_with(|| {
-                            serde_json::json!(if name == "harpg" { "n-harpg" } else { "n-pg-igt" })
+                            serde_json::json!(if name == "harpg" {
+                                "n-harpg"
+                            } else {
+                                "n-pg-igt"
+                            })
                         });
                     }
                     parse_config::<StochasticPgConfig>(value, name)?

@@ -8,7 +8,7 @@ use kiln_rl::algos::gpomdp::{
 use kiln_rl::algos::stochastic_pg::{
     PgMethod, ascent_step, harpg_direction, igt_extrapolate, momentum_average, segment_point,
 };
-use kiln_rl::{Learner, NoCallback, Reinforce, ReinforceConfig, load_learner, make_learner};
+use kiln_rl::{NoCallback, Reinforce, ReinforceConfig, load_learner, make_learner};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 
@@ -22,9 +22,7 @@ fn bandit_policy(sigma: f64) -> FlatPolicy {
         head: PolicyHead::Gaussian {
             low: vec![f64::NEG_INFINITY],
             high: vec![f64::INFINITY],
-            log_std: LogStd::Fixed {
-                value: sigma.ln(),
-            },
+            log_std: LogStd::Fixed { value: sigma.ln() },
         },
     }
 }
@@ -54,7 +52,10 @@ fn bandit_gradient_and_hessian_estimates_are_unbiased() {
     }
     let (g_mean, b_mean) = (g_sum / n as f64, b_sum / n as f64);
     // Standard errors at n = 2e5 are about 0.004 (g) and 0.01 (B); tolerances are ~5 of them.
-    assert!((g_mean - (-2.0 * (theta - c))).abs() < 0.03, "E[g] ~ {g_mean}");
+    assert!(
+        (g_mean - (-2.0 * (theta - c))).abs() < 0.03,
+        "E[g] ~ {g_mean}"
+    );
     assert!((b_mean - (-2.0)).abs() < 0.06, "E[B] ~ {b_mean}");
 }
 
@@ -193,13 +194,22 @@ fn schedules_match_the_table_at_t_0_1_8() {
     let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
     for (t, r) in [(0u64, 1.0), (1, 2.0 / 3.0), (8, 0.2)] {
         let r: f64 = r;
-        assert!(close(PgMethod::VanillaPg.step_size(g0, t), g0 * r.powf(2.0 / 3.0)));
-        assert!(close(PgMethod::NormalizedPg.step_size(g0, t), g0 * r.powf(2.0 / 3.0)));
+        assert!(close(
+            PgMethod::VanillaPg.step_size(g0, t),
+            g0 * r.powf(2.0 / 3.0)
+        ));
+        assert!(close(
+            PgMethod::NormalizedPg.step_size(g0, t),
+            g0 * r.powf(2.0 / 3.0)
+        ));
         assert!(close(PgMethod::NPgIgt.step_size(g0, t), g0 * r));
         assert!(close(PgMethod::NHarpg.step_size(g0, t), g0 * r));
         assert!(close(PgMethod::Harpg.step_size(g0, t), g0 * r.sqrt()));
         assert_eq!(PgMethod::VanillaPg.momentum(1.0, t), None);
-        assert!(close(PgMethod::NPgIgt.momentum(1.0, t).unwrap_or(0.0), r.powf(0.8)));
+        assert!(close(
+            PgMethod::NPgIgt.momentum(1.0, t).unwrap_or(0.0),
+            r.powf(0.8)
+        ));
         assert!(close(PgMethod::NHarpg.momentum(1.0, t).unwrap_or(0.0), r));
         assert!(close(PgMethod::Harpg.momentum(1.0, t).unwrap_or(0.0), r));
     }
@@ -238,8 +248,14 @@ fn n_pg_igt_and_n_harpg_improve_cartpole_return() {
     for algo in ["pg-igt", "harpg"] {
         let cfg = serde_json::json!({"step_size": 0.3, "batch_trajectories": 4,
                                      "hidden_sizes": [16]});
-        let mut learner = make_learner(algo, "CartPole-v1", 2, Some(cfg), kiln_tensor::testing::cpu())
-            .expect("learner");
+        let mut learner = make_learner(
+            algo,
+            "CartPole-v1",
+            2,
+            Some(cfg),
+            kiln_tensor::testing::cpu(),
+        )
+        .expect("learner");
         let before: f64 = learner.evaluate(5, 100).expect("eval").iter().sum::<f64>() / 5.0;
         learner.learn(15_000, &mut NoCallback).expect("learn");
         let after: f64 = learner.evaluate(5, 100).expect("eval").iter().sum::<f64>() / 5.0;
@@ -272,8 +288,14 @@ fn config_errors_name_the_field_and_value() {
 fn save_and_load_round_trip_through_the_registry() {
     for algo in ["reinforce", "pg-igt", "harpg"] {
         let cfg = serde_json::json!({"hidden_sizes": [8]});
-        let mut learner = make_learner(algo, "CartPole-v1", 4, Some(cfg), kiln_tensor::testing::cpu())
-            .expect("learner");
+        let mut learner = make_learner(
+            algo,
+            "CartPole-v1",
+            4,
+            Some(cfg),
+            kiln_tensor::testing::cpu(),
+        )
+        .expect("learner");
         learner.learn(300, &mut NoCallback).expect("learn");
         let dir = tempfile::tempdir().expect("tempdir");
         let stem = dir.path().join("ckpt");
@@ -286,5 +308,36 @@ fn save_and_load_round_trip_through_the_registry() {
             format!("{:?}", learner.predict(&obs, true).expect("predict")),
             format!("{:?}", loaded.predict(&obs, true).expect("predict"))
         );
+    }
+}
+
+/// The full comparison (about two minutes in release on 2 cores). Observed with seeds 1..5:
+/// N-PG-IGT and N-HARPG beat vanilla PG in area on both tasks, with lower across-seed spread on
+/// the LQR but not on CartPole (vanilla PG barely moves there, so its spread is small); the
+/// test asserts what was observed, the area ordering on both tasks and the LQR spread.
+#[test]
+#[ignore = "slow: full stochastic-pg comparison, run in release"]
+fn full_comparison_normalized_momentum_beats_vanilla_pg() {
+    use kiln_rl::experiments::stochastic_pg::{StochasticPgRepro, stochastic_pg_with};
+    use kiln_track::stats::{mean, std};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report =
+        stochastic_pg_with(&StochasticPgRepro::full(), dir.path(), &mut |_| {}).expect("repro");
+    let get = |rs: &[kiln_rl::experiments::stochastic_pg::MethodResult], name: &str| {
+        rs.iter()
+            .find(|r| r.method == name)
+            .map(|r| (mean(&r.areas), std(&r.areas)))
+            .expect("method present")
+    };
+    let (lqr_vanilla, lqr_vanilla_sd) = get(&report.lqr, "vanilla PG");
+    let (cp_vanilla, _) = get(&report.cartpole, "vanilla PG");
+    for name in ["N-PG-IGT", "N-HARPG"] {
+        let (a, sd) = get(&report.lqr, name);
+        assert!(
+            a < lqr_vanilla && sd < lqr_vanilla_sd,
+            "LQR {name}: {a} ± {sd}"
+        );
+        let (c, _) = get(&report.cartpole, name);
+        assert!(c > cp_vanilla, "CartPole {name}: {c} vs {cp_vanilla}");
     }
 }

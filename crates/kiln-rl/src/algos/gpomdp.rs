@@ -515,15 +515,8 @@ pub fn sample_trajectory(
 pub fn weighted_score(policy: &FlatPolicy, p: &[f64], traj: &Trajectory, coef: &[f64]) -> Vec<f64> {
     let mut grad = vec![0.0; policy.num_params()];
     let mut cache = MlpCache::default();
-    for t in 0..traj.len() {
-        policy.log_prob_grad(
-            p,
-            &traj.observations[t],
-            &traj.actions[t],
-            coef[t],
-            &mut grad,
-            &mut cache,
-        );
+    for ((s, a), c) in traj.observations.iter().zip(&traj.actions).zip(coef) {
+        policy.log_prob_grad(p, s, a, *c, &mut grad, &mut cache);
     }
     grad
 }

@@ -1,6 +1,6 @@
 //! The learners, one readable file each.
 
-pub mod ppo;
 pub mod gpomdp;
+pub mod ppo;
 pub mod reinforce;
 pub mod stochastic_pg;

@@ -90,7 +90,11 @@ impl ReinforceConfig {
     /// Range checks, naming the field and value at fault.
     pub fn validate(&self) -> Result<()> {
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(invalid("learning_rate", self.learning_rate, "must be positive"));
+            return Err(invalid(
+                "learning_rate",
+                self.learning_rate,
+                "must be positive",
+            ));
         }
         if !(self.value_learning_rate > 0.0 && self.value_learning_rate.is_finite()) {
             return Err(invalid(
@@ -349,9 +353,9 @@ impl Reinforce {
                 .map(|(g, v)| (g - v) * (g - v))
                 .sum::<f64>();
             n_steps += traj.len();
-            for (a, x) in grad
-                .iter_mut()
-                .zip(weighted_score(&self.policy, &self.theta, traj, &coef))
+            for (a, x) in
+                grad.iter_mut()
+                    .zip(weighted_score(&self.policy, &self.theta, traj, &coef))
             {
                 *a += x;
             }

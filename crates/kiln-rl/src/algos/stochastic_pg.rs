@@ -464,8 +464,7 @@ impl StochasticPg {
         let mut hv = vec![0.0; at.len()];
         for _ in 0..b {
             let traj = self.sample(at)?;
-            let (hi, _) =
-                hessian_vector_product(&self.policy, at, &traj, self.config.discount, v);
+            let (hi, _) = hessian_vector_product(&self.policy, at, &traj, self.config.discount, v);
             for (a, x) in hv.iter_mut().zip(hi) {
                 *a += x / b as f64;
             }

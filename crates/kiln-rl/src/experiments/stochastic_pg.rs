@@ -144,7 +144,11 @@ impl Env for ScalarLqr {
         &self.act_space
     }
 
-    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> std::result::Result<Info, EnvError> {
+    fn reset_into(
+        &mut self,
+        seed: Option<u64>,
+        obs: &mut [f64],
+    ) -> std::result::Result<Info, EnvError> {
         if let Some(s) = seed {
             self.rng = StdRng::seed_from_u64(s);
         }
@@ -312,7 +316,13 @@ enum Runner {
 }
 
 impl Runner {
-    fn new(cfg: &StochasticPgRepro, task: Task, method: Method, gamma0: f64, seed: u64) -> Result<Self> {
+    fn new(
+        cfg: &StochasticPgRepro,
+        task: Task,
+        method: Method,
+        gamma0: f64,
+        seed: u64,
+    ) -> Result<Self> {
         let env = || -> Result<Box<dyn Env>> {
             Ok(match task {
                 Task::Lqr => Box::new(ScalarLqr::new(cfg.lqr.clone())?),
@@ -411,15 +421,25 @@ fn measure(cfg: &StochasticPgRepro, task: Task, runner: &Runner, j_star: f64) ->
     Ok(match task {
         Task::Lqr => {
             let j = ScalarLqr::objective(&cfg.lqr, params[0]);
-            if j.is_finite() { (j_star - j).min(1e3) } else { 1e3 }
+            if j.is_finite() {
+                (j_star - j).min(1e3)
+            } else {
+                1e3
+            }
         }
         Task::CartPole => {
             let mut env = kiln_envs::make("CartPole-v1")?;
             let mut rng = StdRng::seed_from_u64(7);
             let mut total = 0.0;
             for k in 0..cfg.eval_episodes {
-                let traj =
-                    sample_trajectory(env.as_mut(), policy, params, 200, 1_000_000 + k as u64, &mut rng)?;
+                let traj = sample_trajectory(
+                    env.as_mut(),
+                    policy,
+                    params,
+                    200,
+                    1_000_000 + k as u64,
+                    &mut rng,
+                )?;
                 total += traj.undiscounted_return();
             }
             total / cfg.eval_episodes as f64
@@ -534,7 +554,10 @@ fn run_task(
         let gamma0 = best.map_or(grid[0], |b| b.0);
         let curves = run_seeds(cfg, task, method, gamma0, &cfg.seeds, j_star)?;
         let areas: Vec<f64> = curves.iter().map(|c| area(c)).collect();
-        let finals: Vec<f64> = curves.iter().map(|c| c.last().map_or(f64::NAN, |p| p.1)).collect();
+        let finals: Vec<f64> = curves
+            .iter()
+            .map(|c| c.last().map_or(f64::NAN, |p| p.1))
+            .collect();
         progress(&format!(
             "{task:?} {}: gamma0 {gamma0}, area {:.3}, final {:.3}",
             method.name(),
@@ -581,7 +604,9 @@ pub fn stochastic_pg_with(
     progress: &mut dyn FnMut(&str),
 ) -> Result<StochasticPgReport> {
     let (theta_star, j_star) = ScalarLqr::optimum(&cfg.lqr);
-    progress(&format!("LQR optimum theta* = {theta_star:.4}, J* = {j_star:.4}"));
+    progress(&format!(
+        "LQR optimum theta* = {theta_star:.4}, J* = {j_star:.4}"
+    ));
     let lqr = run_task(cfg, Task::Lqr, j_star, progress)?;
     let cartpole = run_task(cfg, Task::CartPole, j_star, progress)?;
 
@@ -600,11 +625,21 @@ pub fn stochastic_pg_with(
         rows
     };
     let lqr_table = markdown_table(
-        &["method", "γ_0", "area: mean gap J* − J (lower is better)", "final gap"],
+        &[
+            "method",
+            "γ_0",
+            "area: mean gap J* − J (lower is better)",
+            "final gap",
+        ],
         &table(&lqr, 4),
     );
     let cp_table = markdown_table(
-        &["method", "γ_0", "area: mean eval return (higher is better)", "final eval return"],
+        &[
+            "method",
+            "γ_0",
+            "area: mean eval return (higher is better)",
+            "final eval return",
+        ],
         &table(&cartpole, 1),
     );
     let plot = |rs: &[MethodResult], title: &str, y: &str, stem: &str| -> Result<()> {
@@ -627,8 +662,18 @@ pub fn stochastic_pg_with(
         )?;
         Ok(())
     };
-    plot(&lqr, "Scalar LQR: optimality gap", "J* - J(theta)", "stochastic-pg_lqr")?;
-    plot(&cartpole, "CartPole-v1 (H = 200): evaluation return", "return", "stochastic-pg_cartpole")?;
+    plot(
+        &lqr,
+        "Scalar LQR: optimality gap",
+        "J* - J(theta)",
+        "stochastic-pg_lqr",
+    )?;
+    plot(
+        &cartpole,
+        "CartPole-v1 (H = 200): evaluation return",
+        "return",
+        "stochastic-pg_cartpole",
+    )?;
 
     // Claim: N-PG-IGT and N-HARPG reach a given gap with fewer trajectories (smaller area) and
     // lower across-seed variance than vanilla PG.
@@ -714,7 +759,11 @@ pub fn stochastic_pg_with(
 }
 
 /// `kiln repro stochastic-pg [--quick]`: returns the Markdown page.
-pub fn stochastic_pg(out_dir: &Path, quick: bool, progress: &mut dyn FnMut(&str)) -> Result<String> {
+pub fn stochastic_pg(
+    out_dir: &Path,
+    quick: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String> {
     let cfg = if quick {
         StochasticPgRepro::quick()
     } else {
