@@ -8,7 +8,10 @@
 //!   preallocated ring sampled into caller buffers).
 //! - **Learners** ([`algos`]): [`Ppo`], one readable file following CleanRL's `ppo.py` and
 //!   `ppo_continuous_action.py`, with the life cycle of Stable-Baselines3
-//!   (`new`, `learn`, `predict`, `save`/`load`).
+//!   (`new`, `learn`, `predict`, `save`/`load`); [`Reinforce`] (REINFORCE with a learned
+//!   baseline, Sutton & Barto eq. 13.11) and [`StochasticPg`] (vanilla / normalized PG,
+//!   N-PG-IGT and (N)-HARPG of Fatkhullin et al. 2023) on the shared flat-parameter policy,
+//!   sampler and GPOMDP estimators of [`algos::gpomdp`] (`--algo reinforce | pg-igt | harpg`).
 //! - **Callbacks** ([`Callback`]): every update reports named diagnostics
 //!   (`losses/approx_kl`, `charts/SPS`, ...); a [`kiln_track::RunDir`] is a callback.
 //!
