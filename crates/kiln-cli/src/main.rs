@@ -79,7 +79,7 @@ fn repro_rows() -> Vec<&'static str> {
 }
 
 /// Rows whose reproduction lives in `kiln-rl`.
-const RL_ROWS: &[&str] = &["fishery"];
+const RL_ROWS: &[&str] = &["fishery", "stochastic-pg"];
 
 /// Runs a `kiln-rl` row; `None` if `row` is not one.
 fn rl_repro(
@@ -103,6 +103,11 @@ fn rl_repro(
             };
             Some(fishery_with(&cfg, out_dir, &mut progress)?)
         }
+        "stochastic-pg" => Some(kiln_rl::experiments::stochastic_pg::stochastic_pg(
+            out_dir,
+            quick,
+            &mut progress,
+        )?),
         _ => None,
     })
 }

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 
 use crate::algos::dqn::{Dqn, DqnConfig};
 use crate::algos::ppo::{Ppo, PpoConfig};
+use crate::algos::reinforce::{Reinforce, ReinforceConfig};
 use crate::algos::sac::{Sac, SacConfig};
+use crate::algos::stochastic_pg::{PgMethod, StochasticPg, StochasticPgConfig};
 use crate::algos::td3::{Td3, Td3Config};
 use crate::callback::Callback;
 use crate::error::{Result, RlError};
@@ -52,7 +54,7 @@ pub trait Learner {
 }
 
 /// The learners [`make_learner`] knows, as `--algo` spells them.
-pub const ALGOS: &[&str] = &["ppo", "sac", "td3", "dqn"];
+pub const ALGOS: &[&str] = &["ppo", "sac", "td3", "dqn", "reinforce", "pg-igt", "harpg"];
 
 /// Builds the learner `algo` for `env_id` with `seed` on `device`. `config` is the algorithm's
 /// JSON config (unknown keys and out-of-range values are errors naming the key); `None` takes
@@ -94,6 +96,38 @@ pub fn make_learner(
             };
             Ok(Box::new(Dqn::with_device(config, env_id, seed, device)?))
         }
+        "reinforce" => {
+            let config = match config {
+                Some(value) => parse_config::<ReinforceConfig>(value, "reinforce")?,
+                None => ReinforceConfig::default(),
+            };
+            Ok(Box::new(Reinforce::new(config, env_id, seed)?))
+        }
+        "pg-igt" | "harpg" => {
+            let name = if algo == "harpg" { "harpg" } else { "pg-igt" };
+            let config = match config {
+                Some(mut value) => {
+                    // The method defaults to the learner's own (N-PG-IGT or N-HARPG).
+                    if let Some(obj) = value.as_object_mut() {
+                        obj.entry("method").or_insert_with(|| {
+                            serde_json::json!(if name == "harpg" {
+                                "n-harpg"
+                            } else {
+                                "n-pg-igt"
+                            })
+                        });
+                    }
+                    parse_config::<StochasticPgConfig>(value, name)?
+                }
+                None => StochasticPgConfig::with_method(if name == "harpg" {
+                    PgMethod::NHarpg
+                } else {
+                    PgMethod::NPgIgt
+                }),
+            };
+            config.validate_for(name)?;
+            Ok(Box::new(StochasticPg::new(config, env_id, seed)?))
+        }
         other => Err(RlError::UnknownAlgo {
             algo: other.to_string(),
             known: ALGOS.join(", "),
@@ -113,6 +147,8 @@ pub fn load_learner(stem: &Path, device: Device) -> Result<Box<dyn Learner>> {
         "sac" => Ok(Box::new(Sac::load_with_device(stem, device)?)),
         "td3" => Ok(Box::new(Td3::load_with_device(stem, device)?)),
         "dqn" => Ok(Box::new(Dqn::load_with_device(stem, device)?)),
+        "reinforce" => Ok(Box::new(Reinforce::load(stem)?)),
+        "pg-igt" | "harpg" => Ok(Box::new(StochasticPg::load(stem)?)),
         other => Err(RlError::Checkpoint {
             path: stem.to_path_buf(),
             reason: format!(
@@ -208,6 +244,65 @@ macro_rules! off_policy_learner {
 off_policy_learner!(Sac, "sac");
 off_policy_learner!(Td3, "td3");
 off_policy_learner!(Dqn, "dqn");
+impl Learner for Reinforce {
+    fn algo(&self) -> &'static str {
+        "reinforce"
+    }
+
+    fn env_id(&self) -> &str {
+        Reinforce::env_id(self)
+    }
+
+    fn global_step(&self) -> u64 {
+        Reinforce::global_step(self)
+    }
+
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.config()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn learn(&mut self, total_steps: u64, callback: &mut dyn Callback) -> Result<()> {
+        Reinforce::learn(self, total_steps, callback)
+    }
+
+    fn predict(&mut self, obs: &[f64], deterministic: bool) -> Result<Action> {
+        Reinforce::predict(self, obs, deterministic)
+    }
+
+    fn save(&self, stem: &Path) -> Result<()> {
+        Reinforce::save(self, stem)
+    }
+}
+
+impl Learner for StochasticPg {
+    fn algo(&self) -> &'static str {
+        self.config().method.learner()
+    }
+
+    fn env_id(&self) -> &str {
+        StochasticPg::env_id(self)
+    }
+
+    fn global_step(&self) -> u64 {
+        StochasticPg::global_step(self)
+    }
+
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.config()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn learn(&mut self, total_steps: u64, callback: &mut dyn Callback) -> Result<()> {
+        StochasticPg::learn(self, total_steps, callback)
+    }
+
+    fn predict(&mut self, obs: &[f64], deterministic: bool) -> Result<Action> {
+        StochasticPg::predict(self, obs, deterministic)
+    }
+
+    fn save(&self, stem: &Path) -> Result<()> {
+        StochasticPg::save(self, stem)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,10 @@
 //!   [`Td3`] (target smoothing, delayed actor) and [`Dqn`] (target network, epsilon schedule,
 //!   Huber loss, double-DQN switch), the off-policy three with SB3's defaults and the
 //!   rl-baselines3-zoo settings per env.
+//!   [`Reinforce`] (REINFORCE with a learned baseline, Sutton & Barto eq. 13.11) and
+//!   [`StochasticPg`] (vanilla / normalized PG, N-PG-IGT and (N)-HARPG of Fatkhullin et al.
+//!   2023) on the shared flat-parameter policy, sampler and GPOMDP estimators of
+//!   [`algos::gpomdp`] (`--algo reinforce | pg-igt | harpg`).
 //! - **Callbacks** ([`Callback`]): every update reports named diagnostics
 //!   (`losses/approx_kl`, `charts/SPS`, ...); a [`kiln_track::RunDir`] is a callback.
 //!
@@ -43,7 +47,9 @@ pub use algos::dqn::{Dqn, DqnConfig, DqnStats, huber_loss};
 pub use algos::ppo::{
     ActorCritic, PolicyHead, Ppo, PpoConfig, PpoLoss, PpoLossInputs, UpdateStats, ppo_loss,
 };
+pub use algos::reinforce::{Reinforce, ReinforceConfig};
 pub use algos::sac::{Sac, SacConfig, SacStats};
+pub use algos::stochastic_pg::{PgMethod, StochasticPg, StochasticPgConfig};
 pub use algos::td3::{Td3, Td3Config, Td3Stats};
 pub use callback::{Callback, FnCallback, NoCallback};
 pub use error::{Result, RlError};

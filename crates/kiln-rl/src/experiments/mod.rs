@@ -2,3 +2,4 @@
 //! them and writes their tables and plots.
 
 pub mod fishery;
+pub mod stochastic_pg;
