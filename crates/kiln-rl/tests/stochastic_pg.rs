@@ -311,7 +311,7 @@ fn save_and_load_round_trip_through_the_registry() {
     }
 }
 
-/// The full comparison (about two minutes in release on 2 cores). Observed with seeds 1..5:
+/// The full comparison (about 20 s in release on 2 cores). Observed with seeds 1..5:
 /// N-PG-IGT and N-HARPG beat vanilla PG in area on both tasks, with lower across-seed spread on
 /// the LQR but not on CartPole (vanilla PG barely moves there, so its spread is small); the
 /// test asserts what was observed, the area ordering on both tasks and the LQR spread.
