@@ -379,14 +379,16 @@ impl Dqn {
             )?;
             self.global_step += 1;
             self.recent_returns.extend(self.env.take_returns());
-            if self.global_step % self.config.target_update_interval == 0
+            if self
+                .global_step
+                .is_multiple_of(self.config.target_update_interval)
                 && let Some(q) = &self.q
             {
                 let target = std::mem::replace(&mut self.q_target, q.valid());
                 self.q_target = polyak_update(target, q, self.config.tau);
             }
             if self.global_step > self.config.learning_starts
-                && self.global_step % self.config.train_freq == 0
+                && self.global_step.is_multiple_of(self.config.train_freq)
             {
                 for _ in 0..self.config.gradient_steps {
                     stats = self.gradient_step()?;

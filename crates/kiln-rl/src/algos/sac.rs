@@ -372,7 +372,7 @@ impl Sac {
             let ended = !finished.is_empty();
             self.recent_returns.extend(finished);
             if self.global_step > self.config.learning_starts
-                && self.global_step % self.config.train_freq == 0
+                && self.global_step.is_multiple_of(self.config.train_freq)
             {
                 for _ in 0..self.config.gradient_steps {
                     stats = self.gradient_step()?;
@@ -524,7 +524,10 @@ impl Sac {
 
         // Step 5: Polyak-averaged target critics.
         self.gradient_steps += 1;
-        if self.gradient_steps % cfg.target_update_interval as u64 == 0 {
+        if self
+            .gradient_steps
+            .is_multiple_of(cfg.target_update_interval as u64)
+        {
             let target = std::mem::replace(&mut self.critic_target, critic.valid());
             self.critic_target = polyak_update(target, &critic, cfg.tau);
         }

@@ -330,7 +330,7 @@ impl Td3 {
             let ended = !finished.is_empty();
             self.recent_returns.extend(finished);
             if self.global_step > self.config.learning_starts
-                && self.global_step % self.config.train_freq == 0
+                && self.global_step.is_multiple_of(self.config.train_freq)
             {
                 for _ in 0..self.config.gradient_steps {
                     stats = self.gradient_step()?;
@@ -431,7 +431,7 @@ impl Td3 {
         self.gradient_steps += 1;
 
         // Step 4: delayed deterministic policy gradient and target updates.
-        if self.gradient_steps % cfg.policy_delay as u64 == 0 {
+        if self.gradient_steps.is_multiple_of(cfg.policy_delay as u64) {
             let actor = take(&mut self.actor)?;
             let mu = actor.forward(obs.clone()).tanh();
             let q1 = critic
