@@ -8,6 +8,7 @@
 //! target bootstraps from it; a terminal transition stores `terminated = true`.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_envs::wrappers::RecordEpisodeStatistics;
@@ -15,6 +16,7 @@ use kiln_envs::{Action, Env, Space};
 use rand::RngExt;
 use rand::rngs::StdRng;
 
+use crate::callback::Callback;
 use crate::error::{Result, RlError};
 use crate::replay::ReplayBuffer;
 
@@ -272,4 +274,29 @@ pub(crate) fn take<M>(slot: &mut Option<M>) -> Result<M> {
         path: Default::default(),
         reason: "learner left without parameters by an earlier failed update".into(),
     })
+}
+
+/// Reports `metrics` to `callback` at `step`, with `charts/SPS` since `start` (at
+/// `start_step`) and `charts/episodic_return`, the mean return of the episodes finished since
+/// the last report (which are then cleared); returns whether to go on.
+pub(crate) fn report(
+    callback: &mut dyn Callback,
+    step: u64,
+    start_step: u64,
+    start: Instant,
+    recent_returns: &mut Vec<f64>,
+    mut metrics: Vec<(&str, f64)>,
+) -> Result<bool> {
+    let sps = (step - start_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    metrics.push(("charts/SPS", sps));
+    if !recent_returns.is_empty() {
+        let n = recent_returns.len() as f64;
+        metrics.push((
+            "charts/episodic_return",
+            recent_returns.iter().sum::<f64>() / n,
+        ));
+    }
+    let go_on = callback.on_update(step, &metrics)?;
+    recent_returns.clear();
+    Ok(go_on)
 }

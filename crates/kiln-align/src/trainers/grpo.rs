@@ -424,7 +424,14 @@ mod tests {
                 steps: 200,
                 prompts_per_step: 8,
                 group: 6,
-                lr: 5e-3,
+                // Dr. GRPO (no std division, constant loss normalizer) is sensitive to the rate
+                // on this tiny model: with these seeds 1e-2 collapses it and 5e-3 stalled once
+                // GEMM summation order changed (AVX-512 kernels); 3e-3 learns (0.21 -> 0.44).
+                lr: if variant == PgVariant::DrGrpo {
+                    3e-3
+                } else {
+                    5e-3
+                },
                 sampling: SampleOptions {
                     max_new_tokens: 4,
                     ..SampleOptions::default()

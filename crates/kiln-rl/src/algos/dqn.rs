@@ -33,7 +33,7 @@ use crate::callback::Callback;
 use crate::error::{Result, RlError};
 use crate::eval::evaluate_episodes;
 use crate::off_policy::{
-    INIT_LOCK, OffPolicyEnv, check_obs, invalid, matrix, to_host, validate_common, vector,
+    INIT_LOCK, OffPolicyEnv, check_obs, invalid, matrix, report, to_host, validate_common, vector,
 };
 use crate::replay::{ReplayBatch, ReplayBuffer};
 
@@ -394,25 +394,21 @@ impl Dqn {
                     stats = self.gradient_step()?;
                 }
                 stats.epsilon = self.epsilon;
-                let sps = (self.global_step - start_step) as f64
-                    / start.elapsed().as_secs_f64().max(1e-9);
-                let mut metrics: Vec<(&str, f64)> = vec![
-                    ("charts/SPS", sps),
+                let metrics: Vec<(&str, f64)> = vec![
                     ("charts/epsilon", self.epsilon),
                     ("losses/td_loss", stats.loss),
                     ("losses/q_values", stats.q_value),
                     ("losses/grad_norm", stats.grad_norm),
                     ("charts/gradient_steps", self.gradient_steps as f64),
                 ];
-                if !self.recent_returns.is_empty() {
-                    let n = self.recent_returns.len() as f64;
-                    metrics.push((
-                        "charts/episodic_return",
-                        self.recent_returns.iter().sum::<f64>() / n,
-                    ));
-                }
-                let go_on = callback.on_update(self.global_step, &metrics)?;
-                self.recent_returns.clear();
+                let go_on = report(
+                    callback,
+                    self.global_step,
+                    start_step,
+                    start,
+                    &mut self.recent_returns,
+                    metrics,
+                )?;
                 if !go_on {
                     break;
                 }

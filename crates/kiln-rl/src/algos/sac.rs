@@ -40,8 +40,8 @@ use crate::callback::Callback;
 use crate::error::{Result, RlError};
 use crate::eval::evaluate_episodes;
 use crate::off_policy::{
-    ActionBox, INIT_LOCK, OffPolicyEnv, check_obs, fill_normal, invalid, matrix, take, to_host,
-    validate_common, vector,
+    ActionBox, INIT_LOCK, OffPolicyEnv, check_obs, fill_normal, invalid, matrix, report, take,
+    to_host, validate_common, vector,
 };
 use crate::replay::{ReplayBatch, ReplayBuffer};
 
@@ -380,10 +380,7 @@ impl Sac {
             }
             if (ended || self.global_step == end) && self.global_step > last_report {
                 last_report = self.global_step;
-                let sps = (self.global_step - start_step) as f64
-                    / start.elapsed().as_secs_f64().max(1e-9);
-                let mut metrics: Vec<(&str, f64)> = vec![
-                    ("charts/SPS", sps),
+                let metrics: Vec<(&str, f64)> = vec![
                     ("losses/qf_loss", stats.critic_loss),
                     ("losses/actor_loss", stats.actor_loss),
                     ("losses/alpha", stats.alpha),
@@ -392,15 +389,14 @@ impl Sac {
                     ("losses/qf1_values", stats.q_value),
                     ("charts/gradient_steps", self.gradient_steps as f64),
                 ];
-                if !self.recent_returns.is_empty() {
-                    let n = self.recent_returns.len() as f64;
-                    metrics.push((
-                        "charts/episodic_return",
-                        self.recent_returns.iter().sum::<f64>() / n,
-                    ));
-                }
-                let go_on = callback.on_update(self.global_step, &metrics)?;
-                self.recent_returns.clear();
+                let go_on = report(
+                    callback,
+                    self.global_step,
+                    start_step,
+                    start,
+                    &mut self.recent_returns,
+                    metrics,
+                )?;
                 if !go_on {
                     break;
                 }
