@@ -55,6 +55,9 @@ pub enum AlignError {
         /// Size given.
         got: usize,
     },
+    /// A language-model failure (loading, shapes, token ids).
+    #[error("model: {0}")]
+    Model(String),
     /// A tensor-glue failure (optimizer settings, checkpoints, Step Law).
     #[error(transparent)]
     Tensor(#[from] kiln_tensor::TensorError),

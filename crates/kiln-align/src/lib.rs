@@ -25,6 +25,7 @@
 pub mod advantages;
 mod error;
 pub mod experiments;
+pub mod llama;
 pub mod loglinear;
 pub mod losses;
 pub mod policy;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod env_cmd;
 mod eval_cmd;
+mod generate_cmd;
 mod info;
 mod robust_cmd;
 mod runs;
@@ -38,6 +39,9 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Evaluate a trained run: `kiln eval --run runs/<id> --episodes 20 [--render]`.
     Eval(eval_cmd::EvalArgs),
+    /// Continue a prompt with a language model: `kiln generate --model model.gguf --prompt "..."
+    /// [--chat] [--greedy] [--max-tokens N] [--temperature T --top-p P --seed S]`.
+    Generate(generate_cmd::GenerateArgs),
     /// Environments: list, info, rollout (cross-check against another simulator), render.
     #[command(subcommand)]
     Env(env_cmd::EnvCommand),
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
         Command::Info { json } => info::run(json),
         Command::Train(args) => train_cmd::run(args, &global.out, global.quiet),
         Command::Eval(args) => eval_cmd::run(args, global.quiet),
+        Command::Generate(args) => generate_cmd::run(args, global.quiet),
         Command::Env(cmd) => env_cmd::run(cmd, &global.out),
         Command::Robust(cmd) => robust_cmd::run(cmd),
         Command::Repro { row, list, quick } => repro(row, list, quick, &global),
