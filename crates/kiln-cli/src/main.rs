@@ -79,6 +79,7 @@ pub struct Global {
 fn repro_rows() -> Vec<&'static str> {
     let mut rows = robust_cmd::ROWS.to_vec();
     rows.extend_from_slice(RL_ROWS);
+    rows.extend_from_slice(kiln_align::experiments::ROWS);
     rows
 }
 
@@ -129,7 +130,18 @@ fn repro(row: Option<String>, list: bool, quick: bool, global: &Global) -> anyho
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", out_dir.display()))?;
     let markdown = match robust_cmd::repro(&row, &out_dir, quick)? {
         Some(markdown) => Some(markdown),
-        None => rl_repro(&row, &out_dir, quick, global.quiet)?,
+        None => match rl_repro(&row, &out_dir, quick, global.quiet)? {
+            Some(markdown) => Some(markdown),
+            None => {
+                let quiet = global.quiet;
+                let mut progress = |line: &str| {
+                    if !quiet {
+                        eprintln!("{row}: {line}");
+                    }
+                };
+                kiln_align::experiments::repro(&row, &out_dir, quick, &mut progress)?
+            }
+        },
     };
     match markdown {
         Some(markdown) => {

@@ -5,6 +5,29 @@ pub mod rdpo;
 
 pub use rdpo::rdpo_loglinear;
 
+use std::path::Path;
+
+use crate::Result;
+
+/// Rows of the paper list whose `kiln repro` reproduction lives in this crate.
+pub const ROWS: &[&str] = &["rdpo"];
+
+/// Runs row `row`'s miniature, writing its plots into `out_dir`; `Ok(None)` if `row` is not
+/// one of [`ROWS`]. `progress` receives one line per finished unit of work (a seed, a grid
+/// cell) so a caller can show where a long run stands.
+pub fn repro(
+    row: &str,
+    out_dir: &Path,
+    quick: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Option<String>> {
+    let _ = &progress;
+    Ok(match row {
+        "rdpo" => Some(rdpo_loglinear(out_dir, quick)?),
+        _ => None,
+    })
+}
+
 pub(crate) fn fmt(x: f64) -> String {
     format!("{x:.4}")
 }
