@@ -13,7 +13,6 @@
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -177,50 +176,17 @@ pub struct Completion {
     pub finished: bool,
 }
 
-/// Draws one token id from logits with temperature, top-k and top-p (host side, seeded).
+/// Draws one token id from logits with temperature, top-k and top-p (host side, seeded);
+/// never [`PAD`].
 pub fn sample_token(logits: &[f32], opts: &SampleOptions, rng: &mut StdRng) -> u32 {
-    let argmax = || {
-        logits
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i as u32 != PAD)
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(EOS, |(i, _)| i as u32)
-    };
-    if opts.temperature == 0.0 {
-        return argmax();
-    }
-    let mut order: Vec<usize> = (0..logits.len()).filter(|&i| i as u32 != PAD).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-    if opts.top_k > 0 {
-        order.truncate(opts.top_k);
-    }
-    let top = f64::from(logits[order[0]]);
-    let weights: Vec<f64> = order
-        .iter()
-        .map(|&i| ((f64::from(logits[i]) - top) / opts.temperature).exp())
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut keep = weights.len();
-    if opts.top_p < 1.0 {
-        let mut acc = 0.0;
-        for (j, w) in weights.iter().enumerate() {
-            acc += w / total;
-            if acc >= opts.top_p {
-                keep = j + 1;
-                break;
-            }
-        }
-    }
-    let kept: f64 = weights[..keep].iter().sum();
-    let mut u = rng.random::<f64>() * kept;
-    for j in 0..keep {
-        u -= weights[j];
-        if u <= 0.0 {
-            return order[j] as u32;
-        }
-    }
-    order[keep - 1] as u32
+    kiln_lm::generate::sample_filtered(
+        logits,
+        opts.temperature,
+        opts.top_k,
+        opts.top_p,
+        Some(PAD),
+        rng,
+    )
 }
 
 /// A causal language-model policy: see the module docs.

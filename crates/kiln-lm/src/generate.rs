@@ -147,27 +147,51 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 /// Draws one id from `logits` with temperature, top-k and top-p.
 pub fn sample_token(logits: &[f32], opts: &GenerateOptions, rng: &mut StdRng) -> u32 {
-    if opts.temperature == 0.0 {
-        return argmax(logits);
+    sample_filtered(logits, opts.temperature, opts.top_k, opts.top_p, None, rng)
+}
+
+/// Draws one id from `logits` with `temperature` (0: greedy), `top_k` (0: all) and nucleus
+/// `top_p`, never returning `excluded` (a padding id a policy must not emit). One uniform
+/// draw per call, so a seeded stream gives the same ids on every run.
+pub fn sample_filtered(
+    logits: &[f32],
+    temperature: f64,
+    top_k: usize,
+    top_p: f64,
+    excluded: Option<u32>,
+    rng: &mut StdRng,
+) -> u32 {
+    let allowed = |i: usize| Some(i as u32) != excluded;
+    if temperature == 0.0 {
+        return (0..logits.len())
+            .filter(|&i| allowed(i))
+            .fold(None, |best: Option<usize>, i| match best {
+                Some(b) if logits[b] >= logits[i] => Some(b),
+                _ => Some(i),
+            })
+            .map_or(0, |i| i as u32);
     }
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    if opts.top_k > 0 && opts.top_k < order.len() {
-        order.select_nth_unstable_by(opts.top_k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
-        order.truncate(opts.top_k);
+    let mut order: Vec<usize> = (0..logits.len()).filter(|&i| allowed(i)).collect();
+    if order.is_empty() {
+        return 0;
+    }
+    if top_k > 0 && top_k < order.len() {
+        order.select_nth_unstable_by(top_k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+        order.truncate(top_k);
     }
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     let top = f64::from(logits[order[0]]);
     let weights: Vec<f64> = order
         .iter()
-        .map(|&i| ((f64::from(logits[i]) - top) / opts.temperature).exp())
+        .map(|&i| ((f64::from(logits[i]) - top) / temperature).exp())
         .collect();
     let total: f64 = weights.iter().sum();
     let mut keep = weights.len();
-    if opts.top_p < 1.0 {
+    if top_p < 1.0 {
         let mut acc = 0.0;
         for (j, w) in weights.iter().enumerate() {
             acc += w / total;
-            if acc >= opts.top_p {
+            if acc >= top_p {
                 keep = j + 1;
                 break;
             }
