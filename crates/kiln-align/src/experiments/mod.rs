@@ -2,6 +2,7 @@
 //! returns a Markdown report with its table; `quick` shrinks the run to seconds.
 
 pub mod rdpo;
+pub mod rdpo_lm;
 
 pub use rdpo::rdpo_loglinear;
 
@@ -23,7 +24,9 @@ pub fn repro(
 ) -> Result<Option<String>> {
     let _ = &progress;
     Ok(match row {
-        "rdpo" => Some(rdpo_loglinear(out_dir, quick)?),
+        "rdpo" => {
+            Some(rdpo_loglinear(out_dir, quick)? + &rdpo_lm::rdpo_lm(out_dir, quick, progress)?)
+        }
         _ => None,
     })
 }

@@ -38,6 +38,8 @@ pub struct NoisyPair {
     pub pair: PreferencePair,
     /// Whether the observed order is the wrong one.
     pub flipped: bool,
+    /// Whether the wrong completion was sampled from the policy (else a perturbed answer).
+    pub wrong_sampled: bool,
 }
 
 /// A completion of `p` that its verifier rejects: the reference answer's integer moved by
@@ -105,6 +107,7 @@ pub fn verifiable_pairs<P: SequencePolicy>(
             Some(t) => t,
             None => with_eos(&p.answer)?,
         };
+        let wrong_sampled = bad.is_some();
         let rejected = match bad {
             Some(t) => t,
             None => with_eos(&wrong_answer(p, rng))?,
@@ -122,6 +125,7 @@ pub fn verifiable_pairs<P: SequencePolicy>(
                 rejected,
             },
             flipped,
+            wrong_sampled,
         });
     }
     Ok(out)
