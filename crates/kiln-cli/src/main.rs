@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod align_cmd;
 mod env_cmd;
 mod eval_cmd;
 mod generate_cmd;
@@ -37,6 +38,10 @@ enum Command {
     },
     /// Train a learner: `kiln train --algo ppo --env CartPole-v1 --steps 100000 --seed 1`.
     Train(train_cmd::TrainArgs),
+    /// Align a character-vocabulary Llama on a verifiable task:
+    /// `kiln align sft|grpo|dapo|lite-ppo|nft|capo|dpo|rdpo --config file.json`.
+    #[command(subcommand)]
+    Align(align_cmd::AlignCommand),
     /// Evaluate a trained run: `kiln eval --run runs/<id> --episodes 20 [--render]`.
     Eval(eval_cmd::EvalArgs),
     /// Continue a prompt with a language model: `kiln generate --model model.gguf --prompt "..."
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { json } => info::run(json),
         Command::Train(args) => train_cmd::run(args, &global.out, global.quiet),
+        Command::Align(cmd) => align_cmd::run(cmd, &global.out, global.quiet),
         Command::Eval(args) => eval_cmd::run(args, global.quiet),
         Command::Generate(args) => generate_cmd::run(args, global.quiet),
         Command::Env(cmd) => env_cmd::run(cmd, &global.out),

@@ -34,9 +34,9 @@ pub struct TrainArgs {
 
 /// Set by the first Ctrl-C: the learner stops after its current update, then the run is
 /// checkpointed, evaluated and summarized as `interrupted`. A second Ctrl-C exits at once.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-fn install_interrupt_handler() -> Result<()> {
+pub(crate) fn install_interrupt_handler() -> Result<()> {
     ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             eprintln!("\nsecond interrupt: exiting without a final checkpoint");

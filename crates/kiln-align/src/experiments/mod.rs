@@ -2,6 +2,8 @@
 //! returns a Markdown report with its table; `quick` shrinks the run to seconds.
 
 pub mod rdpo;
+pub mod rdpo_lm;
+pub mod step_law;
 
 pub use rdpo::rdpo_loglinear;
 
@@ -10,7 +12,7 @@ use std::path::Path;
 use crate::Result;
 
 /// Rows of the paper list whose `kiln repro` reproduction lives in this crate.
-pub const ROWS: &[&str] = &["rdpo"];
+pub const ROWS: &[&str] = &["rdpo", "step-law"];
 
 /// Runs row `row`'s miniature, writing its plots into `out_dir`; `Ok(None)` if `row` is not
 /// one of [`ROWS`]. `progress` receives one line per finished unit of work (a seed, a grid
@@ -23,7 +25,10 @@ pub fn repro(
 ) -> Result<Option<String>> {
     let _ = &progress;
     Ok(match row {
-        "rdpo" => Some(rdpo_loglinear(out_dir, quick)?),
+        "rdpo" => {
+            Some(rdpo_loglinear(out_dir, quick)? + &rdpo_lm::rdpo_lm(out_dir, quick, progress)?)
+        }
+        "step-law" => Some(step_law::step_law_row(out_dir, quick, progress)?),
         _ => None,
     })
 }

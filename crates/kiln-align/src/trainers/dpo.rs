@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::losses::{PreferenceLoss, preference_loss};
-use crate::policy::{SequencePolicy, TokenBatch, host_logprobs, to_host};
+use crate::policy::{SampleOptions, SequencePolicy, TokenBatch, host_logprobs, to_host};
+use crate::tasks::{Instance, Problem};
+use crate::vocab::{CharVocab, EOS};
 
 /// A preference pair of completions of one prompt (the observed label may be flipped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,140 @@ pub struct PreferencePair {
     pub chosen: Vec<u32>,
     /// The completion labelled as dispreferred.
     pub rejected: Vec<u32>,
+}
+
+/// A preference pair whose observed label may have been flipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoisyPair {
+    /// The pair as observed (after the flip, if any).
+    pub pair: PreferencePair,
+    /// Whether the observed order is the wrong one.
+    pub flipped: bool,
+    /// Whether the wrong completion was sampled from the policy (else a perturbed answer).
+    pub wrong_sampled: bool,
+}
+
+/// A completion of `p` that its verifier rejects: the reference answer's integer moved by
+/// 1..=9, or for countdown the reference expression used twice (which reuses every number).
+fn wrong_answer(p: &Problem, rng: &mut StdRng) -> String {
+    match &p.instance {
+        Instance::Integer(x) => {
+            let d = rng.random_range(1..=9i64);
+            let d = if rng.random::<bool>() { d } else { -d };
+            (x + d).to_string()
+        }
+        Instance::Countdown { .. } => format!("{}+{}", p.answer, p.answer),
+    }
+}
+
+/// Preference pairs from a verifiable task (the labels the rDPO paper's noise model
+/// corrupts, Sec. 2): for each problem, `samples` completions are drawn from `policy` with
+/// `sampling`; the first correct one (else the reference answer) is preferred over the first
+/// wrong one (else a perturbed reference answer, [`wrong_answer`]); then the order is
+/// flipped with probability `flip_rate`, independently per pair.
+pub fn verifiable_pairs<P: SequencePolicy>(
+    policy: &P,
+    problems: &[Problem],
+    samples: usize,
+    sampling: &SampleOptions,
+    flip_rate: f64,
+    rng: &mut StdRng,
+) -> Result<Vec<NoisyPair>> {
+    if !(0.0..0.5).contains(&flip_rate) {
+        return Err(invalid(
+            "flip_rate",
+            flip_rate,
+            "flip rate must lie in [0, 0.5)",
+        ));
+    }
+    let prompts: Vec<Vec<u32>> = problems
+        .iter()
+        .map(|p| CharVocab.encode(&p.prompt))
+        .collect::<Result<_>>()?;
+    let drawn = if samples > 0 {
+        policy.sample(&prompts, samples, sampling, rng)?
+    } else {
+        Vec::new()
+    };
+    let with_eos = |text: &str| -> Result<Vec<u32>> {
+        let mut ids = CharVocab.encode(text)?;
+        ids.push(EOS);
+        Ok(ids)
+    };
+    let mut out = Vec::with_capacity(problems.len());
+    for (i, (p, prompt)) in problems.iter().zip(prompts).enumerate() {
+        let mut good = None;
+        let mut bad = None;
+        for c in drawn.iter().skip(i * samples).take(samples) {
+            if !c.finished {
+                continue;
+            }
+            let ok = p.verify(&CharVocab.decode(&c.tokens)).correct;
+            let slot = if ok { &mut good } else { &mut bad };
+            if slot.is_none() {
+                *slot = Some(c.tokens.clone());
+            }
+        }
+        let chosen = match good {
+            Some(t) => t,
+            None => with_eos(&p.answer)?,
+        };
+        let wrong_sampled = bad.is_some();
+        let rejected = match bad {
+            Some(t) => t,
+            None => with_eos(&wrong_answer(p, rng))?,
+        };
+        let flipped = rng.random::<f64>() < flip_rate;
+        let (chosen, rejected) = if flipped {
+            (rejected, chosen)
+        } else {
+            (chosen, rejected)
+        };
+        out.push(NoisyPair {
+            pair: PreferencePair {
+                prompt,
+                chosen,
+                rejected,
+            },
+            flipped,
+            wrong_sampled,
+        });
+    }
+    Ok(out)
+}
+
+/// The implicit reward margins `h` (module docs) of `pairs` under `policy` against
+/// `reference`, computed in batches of `batch_size` pairs without gradients.
+pub fn implicit_margins<P: SequencePolicy>(
+    policy: &P,
+    reference: &P,
+    pairs: &[PreferencePair],
+    batch_size: usize,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(batch_size.max(1)) {
+        let prompts: Vec<&[u32]> = chunk
+            .iter()
+            .chain(chunk)
+            .map(|p| p.prompt.as_slice())
+            .collect();
+        let completions: Vec<&[u32]> = chunk
+            .iter()
+            .map(|p| p.chosen.as_slice())
+            .chain(chunk.iter().map(|p| p.rejected.as_slice()))
+            .collect();
+        let batch = TokenBatch::from_pairs(&prompts, &completions)?;
+        let seq = |lp: Vec<f32>| -> Vec<f64> {
+            lp.chunks(batch.len)
+                .map(|r| r.iter().map(|&x| f64::from(x)).sum())
+                .collect()
+        };
+        let pi = seq(host_logprobs(policy, &batch)?);
+        let re = seq(host_logprobs(reference, &batch)?);
+        let n = chunk.len();
+        out.extend((0..n).map(|i| (pi[i] - re[i]) - (pi[n + i] - re[n + i])));
+    }
+    Ok(out)
 }
 
 /// Hyperparameters of a DPO-family run.
@@ -151,6 +287,36 @@ mod tests {
     use kiln_rl::NoCallback;
     use kiln_tensor::testing::cpu;
     use rand::SeedableRng;
+
+    #[test]
+    fn verifiable_pairs_flip_at_the_rate() {
+        use crate::tasks::{TaskKind, TaskSpec, TaskSplits};
+        let device = cpu();
+        let policy = TinyLmConfig::default().init(&device).unwrap();
+        let splits =
+            TaskSplits::new(TaskSpec::new(TaskKind::Addition, 2).unwrap(), 0, 400, 0).unwrap();
+        let opts = SampleOptions {
+            max_new_tokens: 4,
+            ..SampleOptions::default()
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let pairs = verifiable_pairs(&policy, &splits.train, 2, &opts, 0.3, &mut rng).unwrap();
+        let flips = pairs.iter().filter(|p| p.flipped).count() as f64 / 400.0;
+        assert!((flips - 0.3).abs() < 0.07, "{flips}");
+        for (p, q) in pairs.iter().zip(&splits.train) {
+            let (w, l) = if p.flipped {
+                (&p.pair.rejected, &p.pair.chosen)
+            } else {
+                (&p.pair.chosen, &p.pair.rejected)
+            };
+            assert!(q.verify(&CharVocab.decode(w)).correct);
+            assert!(!q.verify(&CharVocab.decode(l)).correct);
+        }
+        let e = verifiable_pairs(&policy, &splits.train, 1, &opts, 0.5, &mut rng).unwrap_err();
+        assert!(e.to_string().contains("flip_rate"), "{e}");
+        let same = implicit_margins(&policy, &policy, &[pairs[0].pair.clone()], 4).unwrap();
+        assert_eq!(same, vec![0.0]);
+    }
 
     /// DPO and rDPO raise the preferred completions' log-ratio over the rejected ones.
     #[test]
