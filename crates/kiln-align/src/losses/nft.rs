@@ -205,4 +205,58 @@ mod equivalence {
             );
         }
     }
+
+    /// The equivalence is an on-policy statement: with `pi_old != pi_theta` (every ratio
+    /// `R = e^0.4`, past GRPO's clip) the two gradients differ, so the test above is not
+    /// passing for a trivial reason.
+    #[test]
+    fn nft_and_dr_grpo_gradients_differ_off_policy() {
+        let (policy, batch, correct) = setup();
+        let (b, t) = (batch.batch, batch.len);
+        let device = policy.device();
+        let old: Vec<f32> = host_logprobs(&policy, &batch)
+            .unwrap()
+            .iter()
+            .zip(&batch.mask)
+            .map(|(l, m)| l - 0.4 * m)
+            .collect();
+        let r_q: Vec<f64> = correct
+            .chunks(4)
+            .flat_map(|g| [g.iter().sum::<f64>() / 4.0; 4])
+            .collect();
+        let agg = Aggregation::ConstantNorm { max_len: 1.0 };
+        let row = |v: &[f64]| host_tensor(&crate::trainers::per_row(v, t), b, t, &device);
+        let omega: Vec<f64> = r_q.iter().map(|r| 1.0 - r).collect();
+        let nft = nft_loss(
+            NftInputs {
+                logprobs: policy.token_scores(&batch).unwrap().logprobs,
+                old_logprobs: host_tensor(&old, b, t, &device),
+                correct: row(&correct),
+                r_q: row(&r_q),
+                omega: row(&omega),
+                mask: batch.mask_tensor(&device),
+            },
+            1.0,
+            agg,
+        );
+        let pg = pg_loss(
+            PgLossInputs {
+                logprobs: policy.token_scores(&batch).unwrap().logprobs,
+                old_logprobs: host_tensor(&old, b, t, &device),
+                ref_logprobs: None,
+                advantages: row(&advantages::dr_grpo(&correct, 4)),
+                mask: batch.mask_tensor(&device),
+            },
+            &PgLossConfig {
+                eps_low: 0.2,
+                eps_high: 0.2,
+                beta: 0.0,
+                aggregation: agg,
+            },
+        );
+        let (g_nft, g_pg) = (grads_of(&policy, nft), grads_of(&policy, pg.loss));
+        let scale = g_nft.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
+        let diff = kiln_tensor::testing::max_abs_diff(&g_nft, &g_pg);
+        assert!(diff > 0.05 * scale, "max diff {diff} (scale {scale})");
+    }
 }

@@ -10,7 +10,8 @@
 //! 4. the GRPO loss (seq-mean, no KL, mu = 1) on the kept tokens and the real step;
 //! 5. the moment model absorbs the *masked* gradient.
 //!
-//! Metrics add `train/masked_token_fraction` (the paper reports under 8%).
+//! Metrics add `train/masked_token_fraction` (the paper reports under 8%) and
+//! `train/masked_positive_fraction`, the share of masked tokens whose advantage is positive.
 //!
 //! Kiln's reading where the note leaves room: the Adam model is the elementwise
 //! preconditioner `1/(sqrt(v_hat') + eps)` applied to each token's gradient (first moments
@@ -31,7 +32,7 @@ use crate::losses::capo::{CapoThresholds, CapoToken, MomentModel, OptimizerModel
 use crate::losses::{Aggregation, PgLossConfig, PgLossInputs, pg_loss};
 use crate::policy::{SampleOptions, SequencePolicy, host_logprobs, host_tensor, to_host};
 use crate::tasks::{Problem, RewardConfig};
-use crate::trainers::{Rollout, per_row};
+use crate::trainers::{Probe, Rollout, no_probe, per_row};
 
 /// Hyperparameters of a CAPO run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,11 +126,24 @@ impl CapoConfig {
 
 /// Trains `policy` (on an autodiff device) with CAPO; returns the trained policy.
 pub fn train_capo<P: SequencePolicy>(
+    policy: P,
+    problems: &[Problem],
+    config: &CapoConfig,
+    rng: &mut StdRng,
+    callback: &mut dyn Callback,
+) -> Result<P> {
+    train_capo_probed(policy, problems, config, rng, callback, &mut no_probe)
+}
+
+/// [`train_capo`] with a [`Probe`] that sees the policy after every step; every step reports
+/// `train/samples` (`prompts_per_step * group`).
+pub fn train_capo_probed<P: SequencePolicy>(
     mut policy: P,
     problems: &[Problem],
     config: &CapoConfig,
     rng: &mut StdRng,
     callback: &mut dyn Callback,
+    probe: Probe<'_, P>,
 ) -> Result<P> {
     config.validate()?;
     let mut optim = config.adam.build()?;
@@ -198,7 +212,7 @@ pub fn train_capo<P: SequencePolicy>(
             }
         };
         let mut keep = vec![0.0f32; b * t];
-        let mut masked = 0usize;
+        let (mut masked, mut masked_positive) = (0usize, 0usize);
         for &(i, j) in &tokens {
             let pred = predict_token(
                 token_of(i, j),
@@ -210,6 +224,7 @@ pub fn train_capo<P: SequencePolicy>(
                 keep[i * t + j] = 1.0;
             } else {
                 masked += 1;
+                masked_positive += usize::from(adv[i] > 0.0);
             }
         }
         if let OptimizerModel::Adam { beta2, .. } = config.optimizer_model {
@@ -264,9 +279,14 @@ pub fn train_capo<P: SequencePolicy>(
                 "train/masked_token_fraction",
                 masked as f64 / tokens.len().max(1) as f64,
             ),
+            (
+                "train/masked_positive_fraction",
+                masked_positive as f64 / masked.max(1) as f64,
+            ),
             ("train/loss", f64::from(d[0])),
+            ("train/samples", n),
         ];
-        if !callback.on_update(step, &metrics)? {
+        if !callback.on_update(step, &metrics)? || !probe(step, &policy)? {
             break;
         }
     }

@@ -29,7 +29,7 @@ use crate::error::{Result, invalid};
 use crate::losses::{Aggregation, PgLossConfig, PgLossInputs, pg_loss};
 use crate::policy::{SampleOptions, SequencePolicy, host_logprobs, host_tensor, to_host};
 use crate::tasks::{Problem, RewardConfig};
-use crate::trainers::{Rollout, per_row};
+use crate::trainers::{Probe, Rollout, no_probe, per_row};
 
 /// Which member of the family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,11 +182,25 @@ impl PgConfig {
 
 /// Trains `policy` (on an autodiff device) on `problems`; returns the trained policy.
 pub fn train_pg<P: SequencePolicy>(
+    policy: P,
+    problems: &[Problem],
+    config: &PgConfig,
+    rng: &mut StdRng,
+    callback: &mut dyn Callback,
+) -> Result<P> {
+    train_pg_probed(policy, problems, config, rng, callback, &mut no_probe)
+}
+
+/// [`train_pg`] with a [`Probe`] that sees the policy after every step. Every step reports
+/// `train/samples`, the completions it drew (DAPO's dynamic sampling draws more than
+/// `prompts_per_step * group`), so runs can be compared at equal sample counts.
+pub fn train_pg_probed<P: SequencePolicy>(
     mut policy: P,
     problems: &[Problem],
     config: &PgConfig,
     rng: &mut StdRng,
     callback: &mut dyn Callback,
+    probe: Probe<'_, P>,
 ) -> Result<P> {
     config.validate()?;
     let reference = policy.valid();
@@ -198,6 +212,7 @@ pub fn train_pg<P: SequencePolicy>(
         let mut rollout: Option<Rollout> = None;
         let mut filtered = 0usize;
         let mut drawn = 0usize;
+        let mut samples = 0usize;
         for _ in 0..config.max_sampling_rounds {
             let need =
                 config.prompts_per_step - rollout.as_ref().map_or(0, |r| r.rewards.len() / g);
@@ -206,6 +221,7 @@ pub fn train_pg<P: SequencePolicy>(
                 .collect();
             let mut r =
                 Rollout::sample(&sampler, &picks, g, &config.sampling, &config.reward, rng)?;
+            samples += r.rewards.len();
             if config.variant == PgVariant::Dapo {
                 if config.overlong_cache > 0 {
                     for (i, c) in r.completions.iter().enumerate() {
@@ -232,7 +248,13 @@ pub fn train_pg<P: SequencePolicy>(
         }
         let Some(rollout) = rollout.filter(|r| !r.rewards.is_empty()) else {
             // Every group was all-correct or all-wrong: no informative sample this step.
-            callback.on_update(step, &[("train/filtered_groups", 1.0)])?;
+            let metrics = [
+                ("train/filtered_groups", 1.0),
+                ("train/samples", samples as f64),
+            ];
+            if !callback.on_update(step, &metrics)? || !probe(step, &policy)? {
+                break;
+            }
             continue;
         };
         let batch = rollout.batch()?;
@@ -357,8 +379,9 @@ pub fn train_pg<P: SequencePolicy>(
                 },
             ),
             ("train/loss", diag[0]),
+            ("train/samples", samples as f64),
         ];
-        if !callback.on_update(step, &metrics)? {
+        if !callback.on_update(step, &metrics)? || !probe(step, &policy)? {
             break;
         }
     }

@@ -159,6 +159,16 @@ pub fn greedy_accuracy<P: SequencePolicy>(
     Ok(r.correct.iter().filter(|&&c| c).count() as f64 / problems.len().max(1) as f64)
 }
 
+/// Sees the policy after every update (after the metrics went to the callback), e.g. to
+/// evaluate it on held-out problems during training; `Ok(false)` stops the run. `step` is
+/// the trainer's step counter.
+pub type Probe<'a, P> = &'a mut dyn FnMut(u64, &P) -> Result<bool>;
+
+/// A probe that never stops the run.
+pub fn no_probe<P>(_: u64, _: &P) -> Result<bool> {
+    Ok(true)
+}
+
 /// Broadcasts one value per row over the `[B, T]` layout.
 pub(crate) fn per_row(values: &[f64], len: usize) -> Vec<f32> {
     values

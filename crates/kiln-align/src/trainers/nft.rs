@@ -22,7 +22,7 @@ use crate::error::{Result, invalid};
 use crate::losses::{Aggregation, NftInputs, nft_loss};
 use crate::policy::{SampleOptions, SequencePolicy, host_logprobs, host_tensor, to_host};
 use crate::tasks::{Problem, RewardConfig};
-use crate::trainers::{Rollout, per_row};
+use crate::trainers::{Probe, Rollout, no_probe, per_row};
 
 /// Prompt weight of NFT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,11 +123,24 @@ impl NftConfig {
 
 /// Trains `policy` (on an autodiff device) with NFT; returns the trained policy.
 pub fn train_nft<P: SequencePolicy>(
+    policy: P,
+    problems: &[Problem],
+    config: &NftConfig,
+    rng: &mut StdRng,
+    callback: &mut dyn Callback,
+) -> Result<P> {
+    train_nft_probed(policy, problems, config, rng, callback, &mut no_probe)
+}
+
+/// [`train_nft`] with a [`Probe`] that sees the policy after every step; every step reports
+/// `train/samples`, the answers it drew (the all-equal filter resamples).
+pub fn train_nft_probed<P: SequencePolicy>(
     mut policy: P,
     problems: &[Problem],
     config: &NftConfig,
     rng: &mut StdRng,
     callback: &mut dyn Callback,
+    probe: Probe<'_, P>,
 ) -> Result<P> {
     config.validate()?;
     let mut optim = config.adam.build()?;
@@ -136,7 +149,7 @@ pub fn train_nft<P: SequencePolicy>(
     for step in 1..=config.steps as u64 {
         let sampler = policy.valid();
         let mut rollout: Option<Rollout> = None;
-        let (mut drawn, mut filtered) = (0usize, 0usize);
+        let (mut drawn, mut filtered, mut samples) = (0usize, 0usize, 0usize);
         for _ in 0..config.max_sampling_rounds {
             let need =
                 config.prompts_per_step - rollout.as_ref().map_or(0, |r| r.rewards.len() / g);
@@ -144,6 +157,7 @@ pub fn train_nft<P: SequencePolicy>(
                 .map(|_| &problems[rng.random_range(0..problems.len())])
                 .collect();
             let mut r = Rollout::sample(&sampler, &picks, g, &config.sampling, &reward, rng)?;
+            samples += r.rewards.len();
             let keep = advantages::informative_groups(&r.rewards, g);
             drawn += keep.len();
             filtered += keep.iter().filter(|k| !**k).count();
@@ -157,7 +171,13 @@ pub fn train_nft<P: SequencePolicy>(
             }
         }
         let Some(rollout) = rollout.filter(|r| !r.rewards.is_empty()) else {
-            callback.on_update(step, &[("train/filtered_groups", 1.0)])?;
+            let metrics = [
+                ("train/filtered_groups", 1.0),
+                ("train/samples", samples as f64),
+            ];
+            if !callback.on_update(step, &metrics)? || !probe(step, &policy)? {
+                break;
+            }
             continue;
         };
         let batch = rollout.batch()?;
@@ -226,8 +246,9 @@ pub fn train_nft<P: SequencePolicy>(
                 filtered as f64 / drawn.max(1) as f64,
             ),
             ("train/loss", loss_value),
+            ("train/samples", samples as f64),
         ];
-        if !callback.on_update(step, &metrics)? {
+        if !callback.on_update(step, &metrics)? || !probe(step, &policy)? {
             break;
         }
     }
