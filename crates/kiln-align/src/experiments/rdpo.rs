@@ -136,6 +136,56 @@ pub fn run_loglinear(config: &RdpoLoglinearConfig) -> RdpoLoglinearResult {
     }
 }
 
+/// The three preference losses in table order.
+pub const METHOD_NAMES: [&str; 3] = ["DPO", "cDPO", "rDPO"];
+
+/// Table rows `[flip rate, method, mean ± CI of each metric]` for figures indexed
+/// `[method][flip rate][seed]` (methods in [`METHOD_NAMES`] order).
+pub(crate) fn flip_rate_rows<F>(
+    flip_rates: &[f64],
+    figures: &[Vec<Vec<F>>],
+    metrics: &[fn(&F) -> f64],
+) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (fi, eps) in flip_rates.iter().enumerate() {
+        for (mi, name) in METHOD_NAMES.iter().enumerate() {
+            let f = &figures[mi][fi];
+            let mut row = vec![format!("{eps}"), name.to_string()];
+            row.extend(
+                metrics
+                    .iter()
+                    .map(|g| ci(&f.iter().map(g).collect::<Vec<_>>())),
+            );
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// One curve per method of metric `g` over the flip rates, one run per seed.
+pub(crate) fn flip_rate_curves<F>(
+    flip_rates: &[f64],
+    figures: &[Vec<Vec<F>>],
+    g: fn(&F) -> f64,
+) -> Vec<Curve> {
+    METHOD_NAMES
+        .iter()
+        .enumerate()
+        .map(|(mi, name)| Curve {
+            label: name.to_string(),
+            runs: (0..figures[mi].first().map_or(0, Vec::len))
+                .map(|s| {
+                    flip_rates
+                        .iter()
+                        .enumerate()
+                        .map(|(fi, &eps)| (eps, g(&figures[mi][fi][s])))
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// Runs the experiment, writes `rdpo_loglinear_error.{png,svg}` and
 /// `rdpo_loglinear_accuracy.{png,svg}` into `out_dir`, and returns the Markdown report.
 pub fn rdpo_loglinear(out_dir: &Path, quick: bool) -> Result<String> {
@@ -145,40 +195,12 @@ pub fn rdpo_loglinear(out_dir: &Path, quick: bool) -> Result<String> {
         path: out_dir.to_path_buf(),
         source,
     })?;
-    let names = ["DPO", "cDPO", "rDPO"];
-    let mut rows = Vec::new();
-    for (fi, eps) in config.flip_rates.iter().enumerate() {
-        for (mi, name) in names.iter().enumerate() {
-            let f = &res.figures[mi][fi];
-            let pick = |g: fn(&FitFigures) -> f64| f.iter().map(g).collect::<Vec<_>>();
-            rows.push(vec![
-                format!("{eps}"),
-                name.to_string(),
-                ci(&pick(|x| x.accuracy)),
-                ci(&pick(|x| x.rel_error)),
-                ci(&pick(|x| x.reward_ratio)),
-            ]);
-        }
-    }
-    let curves = |g: fn(&FitFigures) -> f64| -> Vec<Curve> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(mi, name)| Curve {
-                label: name.to_string(),
-                runs: (0..config.seeds as usize)
-                    .map(|s| {
-                        config
-                            .flip_rates
-                            .iter()
-                            .enumerate()
-                            .map(|(fi, &eps)| (eps, g(&res.figures[mi][fi][s])))
-                            .collect()
-                    })
-                    .collect(),
-            })
-            .collect()
-    };
+    let rows = flip_rate_rows(
+        &config.flip_rates,
+        &res.figures,
+        &[|x| x.accuracy, |x| x.rel_error, |x| x.reward_ratio],
+    );
+    let curves = |g: fn(&FitFigures) -> f64| flip_rate_curves(&config.flip_rates, &res.figures, g);
     let opts = |y: &str| PlotOptions {
         title: "rDPO, log-linear policy class".into(),
         x_label: "flip rate eps".into(),

@@ -16,7 +16,7 @@ use std::path::Path;
 use burn::module::Module;
 use kiln_lm::Llama;
 use kiln_rl::NoCallback;
-use kiln_track::{Curve, PlotOptions, markdown_table};
+use kiln_track::{PlotOptions, markdown_table};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -33,7 +33,7 @@ use crate::trainers::greedy_accuracy;
 use crate::trainers::sft::{SftConfig, train_sft};
 
 use super::ci;
-use super::rdpo::methods;
+use super::rdpo::{flip_rate_curves, flip_rate_rows, methods};
 
 /// Shape of the experiment.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,40 +249,12 @@ pub fn rdpo_lm(out_dir: &Path, quick: bool, progress: &mut dyn FnMut(&str)) -> R
         path: out_dir.to_path_buf(),
         source,
     })?;
-    let names = ["DPO", "cDPO", "rDPO"];
-    let mut rows = Vec::new();
-    for (fi, eps) in config.flip_rates.iter().enumerate() {
-        for (mi, name) in names.iter().enumerate() {
-            let f = &res.figures[mi][fi];
-            let pick = |g: fn(&LmFigures) -> f64| f.iter().map(g).collect::<Vec<_>>();
-            rows.push(vec![
-                format!("{eps}"),
-                name.to_string(),
-                ci(&pick(|x| x.accuracy)),
-                ci(&pick(|x| x.clean_loss)),
-                ci(&pick(|x| x.task_accuracy)),
-            ]);
-        }
-    }
-    let curves = |g: fn(&LmFigures) -> f64| -> Vec<Curve> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(mi, name)| Curve {
-                label: name.to_string(),
-                runs: (0..config.seeds as usize)
-                    .map(|s| {
-                        config
-                            .flip_rates
-                            .iter()
-                            .enumerate()
-                            .map(|(fi, &eps)| (eps, g(&res.figures[mi][fi][s])))
-                            .collect()
-                    })
-                    .collect(),
-            })
-            .collect()
-    };
+    let rows = flip_rate_rows(
+        &config.flip_rates,
+        &res.figures,
+        &[|x| x.accuracy, |x| x.clean_loss, |x| x.task_accuracy],
+    );
+    let curves = |g: fn(&LmFigures) -> f64| flip_rate_curves(&config.flip_rates, &res.figures, g);
     let opts = |y: &str| PlotOptions {
         title: "DPO / cDPO / rDPO on a tiny Llama, noisy preferences".into(),
         x_label: "flip rate eps".into(),
