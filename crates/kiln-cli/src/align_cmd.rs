@@ -517,6 +517,19 @@ struct Plan {
     resolved: Option<Value>,
 }
 
+impl Plan {
+    /// An RL run: `steps` updates of `rows` sampled completions each, reward on the curve.
+    fn sampled(steps: usize, rows: usize) -> Self {
+        Self {
+            total: steps as u64,
+            rows: rows as f64,
+            tokens_per_update: 0.0,
+            headline: "train/reward",
+            resolved: None,
+        }
+    }
+}
+
 /// Trains with `train` (which returns the model and extra final metrics) and finishes the
 /// run: the part every subcommand shares.
 fn execute<T: Serialize>(
@@ -654,14 +667,7 @@ fn pg(args: &AlignArgs, out: &Path, variant: PgVariant, algo: &str, quiet: bool)
         );
     }
     let problems = p.splits.train.clone();
-    let rows = (trainer.prompts_per_step * trainer.group) as f64;
-    let plan = Plan {
-        total: trainer.steps as u64,
-        rows,
-        tokens_per_update: 0.0,
-        headline: "train/reward",
-        resolved: None,
-    };
+    let plan = Plan::sampled(trainer.steps, trainer.prompts_per_step * trainer.group);
     execute(out, algo, p, plan, quiet, move |m, rng, cb| {
         Ok((train_pg(m, &problems, &trainer, rng, cb)?, Headline::new()))
     })
@@ -678,14 +684,7 @@ fn nft(args: &AlignArgs, out: &Path, quiet: bool) -> Result<()> {
     let p = prepare(args, shared_defaults(defaults), NftConfig::validate)?;
     let trainer = p.config.trainer.clone();
     let problems = p.splits.train.clone();
-    let rows = (trainer.prompts_per_step * trainer.group) as f64;
-    let plan = Plan {
-        total: trainer.steps as u64,
-        rows,
-        tokens_per_update: 0.0,
-        headline: "train/reward",
-        resolved: None,
-    };
+    let plan = Plan::sampled(trainer.steps, trainer.prompts_per_step * trainer.group);
     execute(out, "nft", p, plan, quiet, move |m, rng, cb| {
         Ok((train_nft(m, &problems, &trainer, rng, cb)?, Headline::new()))
     })
@@ -702,14 +701,7 @@ fn capo(args: &AlignArgs, out: &Path, quiet: bool) -> Result<()> {
     let p = prepare(args, shared_defaults(defaults), CapoConfig::validate)?;
     let trainer = p.config.trainer.clone();
     let problems = p.splits.train.clone();
-    let rows = (trainer.prompts_per_step * trainer.group) as f64;
-    let plan = Plan {
-        total: trainer.steps as u64,
-        rows,
-        tokens_per_update: 0.0,
-        headline: "train/reward",
-        resolved: None,
-    };
+    let plan = Plan::sampled(trainer.steps, trainer.prompts_per_step * trainer.group);
     execute(out, "capo", p, plan, quiet, move |m, rng, cb| {
         Ok((
             train_capo(m, &problems, &trainer, rng, cb)?,

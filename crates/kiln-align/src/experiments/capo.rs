@@ -23,13 +23,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::error::Result;
-use crate::policy::SampleOptions;
 use crate::trainers::capo::{CapoConfig, train_capo_probed};
 use crate::trainers::grpo::{PgConfig, PgVariant, train_pg_probed};
 
 use super::warm::{
-    ArmRun, HeldOut, WarmStart, WarmStartConfig, ensure_dir, eval_curves, run_arm, sample_axis,
-    steps_for, warm_start,
+    ArmRun, ArmSchedule, HeldOut, WarmStart, WarmStartConfig, completion_sampling, ensure_dir,
+    eval_curves, run_arm, sample_axis, warm_start,
 };
 use super::{ci, fmt, mean_hw};
 
@@ -49,18 +48,8 @@ pub struct CapoArm {
 pub struct CapoRowConfig {
     /// The shared warm start.
     pub warm: WarmStartConfig,
-    /// First seed.
-    pub seed: u64,
-    /// Number of seeds.
-    pub seeds: u64,
-    /// Sampled completions per run.
-    pub budget: usize,
-    /// Held-out evaluation every this many sampled completions.
-    pub eval_every: usize,
-    /// Prompts per step.
-    pub prompts_per_step: usize,
-    /// Completions per prompt.
-    pub group: usize,
+    /// Seeds, budget and batch shape of every arm.
+    pub schedule: ArmSchedule,
     /// GRPO learning rates of the sweep (empty: no sweep).
     pub sweep_lrs: Vec<f64>,
     /// The stable rate, fixed from the sweep.
@@ -76,12 +65,7 @@ impl CapoRowConfig {
     pub fn new(quick: bool) -> Self {
         Self {
             warm: WarmStartConfig::addition(quick),
-            seed: 0,
-            seeds: if quick { 1 } else { 3 },
-            budget: if quick { 256 } else { 12_288 },
-            eval_every: if quick { 128 } else { 1_024 },
-            prompts_per_step: 16,
-            group: 8,
+            schedule: ArmSchedule::new(quick, [256, 12_288], [128, 1_024]),
             sweep_lrs: if quick {
                 Vec::new()
             } else {
@@ -119,38 +103,24 @@ impl CapoRowConfig {
         ]
     }
 
-    fn steps(&self) -> usize {
-        steps_for(self.budget, self.prompts_per_step * self.group)
-    }
-
-    fn sampling(&self) -> SampleOptions {
-        SampleOptions {
-            max_new_tokens: self.warm.max_new_tokens,
-            ..SampleOptions::default()
-        }
-    }
-
     /// GRPO as CAPO's base at rate `lr`: no KL, seq-mean, clip 0.2.
     pub fn grpo(&self, lr: f64) -> PgConfig {
         PgConfig {
-            steps: self.steps(),
-            prompts_per_step: self.prompts_per_step,
-            group: self.group,
-            lr,
             beta: 0.0,
-            sampling: self.sampling(),
-            ..PgConfig::preset(PgVariant::Grpo)
+            ..self
+                .schedule
+                .pg_config(PgVariant::Grpo, lr, self.warm.max_new_tokens)
         }
     }
 
     /// CAPO at rate `lr`.
     pub fn capo_at(&self, lr: f64) -> CapoConfig {
         CapoConfig {
-            steps: self.steps(),
-            prompts_per_step: self.prompts_per_step,
-            group: self.group,
+            steps: self.schedule.steps(),
+            prompts_per_step: self.schedule.prompts_per_step,
+            group: self.schedule.group,
             lr,
-            sampling: self.sampling(),
+            sampling: completion_sampling(self.warm.max_new_tokens),
             ..self.capo.clone()
         }
     }
@@ -196,8 +166,8 @@ fn run_one(
     run_arm(
         warm,
         held_out,
-        config.budget,
-        config.eval_every,
+        config.schedule.budget,
+        config.schedule.eval_every,
         |policy, cb, probe| {
             let mut rng = StdRng::seed_from_u64(seed);
             let train = &warm.splits.train;
@@ -224,11 +194,18 @@ pub fn run_capo_row(
     let mut sweep = Vec::with_capacity(config.sweep_lrs.len());
     for &lr in &config.sweep_lrs {
         let mut per_seed = Vec::new();
-        for s in 0..config.seeds {
-            let run = run_one(config, &warm, &held_out, false, lr, config.seed + s)?;
+        for s in 0..config.schedule.seeds {
+            let run = run_one(
+                config,
+                &warm,
+                &held_out,
+                false,
+                lr,
+                config.schedule.seed + s,
+            )?;
             progress(&format!(
                 "sweep GRPO lr {lr} seed {}: accuracy {:.3}",
-                config.seed + s,
+                config.schedule.seed + s,
                 run.last().accuracy
             ));
             per_seed.push(run);
@@ -238,8 +215,8 @@ pub fn run_capo_row(
     let mut runs = Vec::new();
     for arm in config.arms() {
         let mut per_seed = Vec::new();
-        for s in 0..config.seeds {
-            let seed = config.seed + s;
+        for s in 0..config.schedule.seeds {
+            let seed = config.schedule.seed + s;
             let run = run_one(config, &warm, &held_out, arm.capo, arm.lr, seed)?;
             progress(&format!(
                 "{} seed {seed}: accuracy {:.3} ({:.1} s)",
@@ -299,13 +276,13 @@ pub fn capo_row(out_dir: &Path, quick: bool, progress: &mut dyn FnMut(&str)) -> 
         config.warm.model.d_model,
         fmt(res.warm_accuracy),
         config.warm.n_test,
-        config.prompts_per_step,
-        config.group,
-        config.budget,
+        config.schedule.prompts_per_step,
+        config.schedule.group,
+        config.schedule.budget,
         config.capo.thresholds.tau_objective,
         config.capo.thresholds.tau_kl,
-        config.seeds,
-        config.seed,
+        config.schedule.seeds,
+        config.schedule.seed,
     );
     if !res.sweep.is_empty() {
         let rows: Vec<Vec<String>> = config

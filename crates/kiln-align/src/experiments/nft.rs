@@ -22,13 +22,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::error::Result;
-use crate::policy::SampleOptions;
 use crate::trainers::grpo::{PgConfig, PgVariant, train_pg_probed};
 use crate::trainers::nft::{NftConfig, train_nft_probed};
 
 use super::warm::{
-    ArmRun, HeldOut, WarmStartConfig, ensure_dir, eval_curves, run_arm, sample_axis, steps_for,
-    warm_start,
+    ArmRun, ArmSchedule, HeldOut, WarmStartConfig, completion_sampling, ensure_dir, eval_curves,
+    run_arm, sample_axis, warm_start,
 };
 use super::{ci, fmt, mean_hw};
 
@@ -40,18 +39,8 @@ pub const METHODS: [&str; 2] = ["GRPO", "NFT"];
 pub struct NftRowConfig {
     /// The shared warm start.
     pub warm: WarmStartConfig,
-    /// First seed of the RL runs.
-    pub seed: u64,
-    /// Number of seeds.
-    pub seeds: u64,
-    /// Sampled completions per run.
-    pub budget: usize,
-    /// Held-out evaluation every this many sampled completions.
-    pub eval_every: usize,
-    /// Prompts per step.
-    pub prompts_per_step: usize,
-    /// Completions per prompt.
-    pub group: usize,
+    /// Seeds, budget and batch shape of every arm.
+    pub schedule: ArmSchedule,
     /// Adam learning rate of both methods.
     pub lr: f64,
 }
@@ -61,43 +50,25 @@ impl NftRowConfig {
     pub fn new(quick: bool) -> Self {
         Self {
             warm: WarmStartConfig::addition(quick),
-            seed: 0,
-            seeds: if quick { 1 } else { 3 },
-            budget: if quick { 384 } else { 24_576 },
-            eval_every: if quick { 128 } else { 2_048 },
-            prompts_per_step: 16,
-            group: 8,
+            schedule: ArmSchedule::new(quick, [384, 24_576], [128, 2_048]),
             lr: 2e-3,
-        }
-    }
-
-    fn sampling(&self) -> SampleOptions {
-        SampleOptions {
-            max_new_tokens: self.warm.max_new_tokens,
-            ..SampleOptions::default()
         }
     }
 
     /// GRPO's trainer config.
     pub fn grpo(&self) -> PgConfig {
-        PgConfig {
-            steps: steps_for(self.budget, self.prompts_per_step * self.group),
-            prompts_per_step: self.prompts_per_step,
-            group: self.group,
-            lr: self.lr,
-            sampling: self.sampling(),
-            ..PgConfig::preset(PgVariant::Grpo)
-        }
+        self.schedule
+            .pg_config(PgVariant::Grpo, self.lr, self.warm.max_new_tokens)
     }
 
     /// NFT's trainer config (official defaults: `omega = 1 - r_q`, `eps = 1`, filtering).
     pub fn nft(&self) -> NftConfig {
         NftConfig {
-            steps: steps_for(self.budget, self.prompts_per_step * self.group),
-            prompts_per_step: self.prompts_per_step,
-            group: self.group,
+            steps: self.schedule.steps(),
+            prompts_per_step: self.schedule.prompts_per_step,
+            group: self.schedule.group,
             lr: self.lr,
-            sampling: self.sampling(),
+            sampling: completion_sampling(self.warm.max_new_tokens),
             ..NftConfig::default()
         }
     }
@@ -132,13 +103,13 @@ pub fn run_nft_row(config: &NftRowConfig, progress: &mut dyn FnMut(&str)) -> Res
     let (grpo, nft) = (config.grpo(), config.nft());
     let mut runs = vec![Vec::new(), Vec::new()];
     for (m, name) in METHODS.iter().enumerate() {
-        for s in 0..config.seeds {
-            let seed = config.seed + s;
+        for s in 0..config.schedule.seeds {
+            let seed = config.schedule.seed + s;
             let run = run_arm(
                 &warm,
                 &held_out,
-                config.budget,
-                config.eval_every,
+                config.schedule.budget,
+                config.schedule.eval_every,
                 |policy, cb, probe| {
                     let mut rng = StdRng::seed_from_u64(seed);
                     let train = &warm.splits.train;
@@ -232,12 +203,12 @@ pub fn nft_row(out_dir: &Path, quick: bool, progress: &mut dyn FnMut(&str)) -> R
         c.warm.sft_problems,
         fmt(res.warm_accuracy),
         c.warm.n_test,
-        c.prompts_per_step,
-        c.group,
+        c.schedule.prompts_per_step,
+        c.schedule.group,
         c.lr,
-        c.budget,
-        c.seeds,
-        c.seed,
+        c.schedule.budget,
+        c.schedule.seeds,
+        c.schedule.seed,
     );
     md.push_str(&markdown_table(
         &[

@@ -24,11 +24,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::error::Result;
-use crate::policy::SampleOptions;
 use crate::trainers::grpo::{PgConfig, PgVariant, train_pg_probed};
 
 use super::warm::{
-    ArmRun, HeldOut, WarmStartConfig, ensure_dir, eval_curves, run_arm, sample_axis, steps_for,
+    ArmRun, ArmSchedule, HeldOut, WarmStartConfig, ensure_dir, eval_curves, run_arm, sample_axis,
     warm_start,
 };
 use super::{ci, fmt, mean_hw};
@@ -45,18 +44,8 @@ pub const METHODS: [(&str, PgVariant); 3] = [
 pub struct TricksConfig {
     /// The shared warm start.
     pub warm: WarmStartConfig,
-    /// First seed of the RL runs.
-    pub seed: u64,
-    /// Number of seeds.
-    pub seeds: u64,
-    /// Sampled completions per run.
-    pub budget: usize,
-    /// Held-out evaluation every this many sampled completions.
-    pub eval_every: usize,
-    /// Prompts per step.
-    pub prompts_per_step: usize,
-    /// Completions per prompt (G).
-    pub group: usize,
+    /// Seeds, budget and batch shape of every arm.
+    pub schedule: ArmSchedule,
     /// Adam learning rate, the same for every method.
     pub lr: f64,
 }
@@ -66,29 +55,15 @@ impl TricksConfig {
     pub fn new(quick: bool) -> Self {
         Self {
             warm: WarmStartConfig::addition(quick),
-            seed: 0,
-            seeds: if quick { 1 } else { 3 },
-            budget: if quick { 384 } else { 24_576 },
-            eval_every: if quick { 128 } else { 2_048 },
-            prompts_per_step: 16,
-            group: 8,
+            schedule: ArmSchedule::new(quick, [384, 24_576], [128, 2_048]),
             lr: 2e-3,
         }
     }
 
     /// The trainer config of `variant`: its paper preset at this row's scale.
     pub fn pg_config(&self, variant: PgVariant) -> PgConfig {
-        PgConfig {
-            steps: steps_for(self.budget, self.prompts_per_step * self.group),
-            prompts_per_step: self.prompts_per_step,
-            group: self.group,
-            lr: self.lr,
-            sampling: SampleOptions {
-                max_new_tokens: self.warm.max_new_tokens,
-                ..SampleOptions::default()
-            },
-            ..PgConfig::preset(variant)
-        }
+        self.schedule
+            .pg_config(variant, self.lr, self.warm.max_new_tokens)
     }
 }
 
@@ -124,13 +99,13 @@ pub fn run_tricks(config: &TricksConfig, progress: &mut dyn FnMut(&str)) -> Resu
     for (name, variant) in METHODS {
         let pg = config.pg_config(variant);
         let mut per_seed = Vec::new();
-        for s in 0..config.seeds {
-            let seed = config.seed + s;
+        for s in 0..config.schedule.seeds {
+            let seed = config.schedule.seed + s;
             let run = run_arm(
                 &warm,
                 &held_out,
-                config.budget,
-                config.eval_every,
+                config.schedule.budget,
+                config.schedule.eval_every,
                 |policy, cb, probe| {
                     let mut rng = StdRng::seed_from_u64(seed);
                     train_pg_probed(policy, &warm.splits.train, &pg, &mut rng, cb, probe)
@@ -239,13 +214,13 @@ pub fn tricks_or_traps(
         fmt(res.warm_accuracy),
         c.warm.n_test,
         c.warm.n_train,
-        c.prompts_per_step,
-        c.group,
+        c.schedule.prompts_per_step,
+        c.schedule.group,
         c.warm.max_new_tokens,
         c.lr,
-        c.budget,
-        c.seeds,
-        c.seed,
+        c.schedule.budget,
+        c.schedule.seeds,
+        c.schedule.seed,
     );
     md.push_str(&markdown_table(
         &[

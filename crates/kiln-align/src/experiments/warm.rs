@@ -17,10 +17,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::error::{AlignError, Result, invalid};
-use crate::policy::{SequencePolicy, TokenBatch, to_host};
+use crate::policy::{SampleOptions, SequencePolicy, TokenBatch, to_host};
 use crate::tasks::{Problem, TaskSpec, TaskSplits};
 use crate::trainers::Probe;
 use crate::trainers::greedy_accuracy;
+use crate::trainers::grpo::{PgConfig, PgVariant};
 use crate::trainers::sft::{SftConfig, sft_examples, train_sft};
 use crate::{TinyLm, TinyLmConfig};
 
@@ -323,6 +324,65 @@ where
         train: train_log.into_inner(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What every arm of a row shares: its seeds, its budget of sampled completions, the
+/// evaluation cadence and the batch shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmSchedule {
+    /// First seed of the RL runs.
+    pub seed: u64,
+    /// Number of seeds.
+    pub seeds: u64,
+    /// Sampled completions per run.
+    pub budget: usize,
+    /// Held-out evaluation every this many sampled completions.
+    pub eval_every: usize,
+    /// Prompts per step.
+    pub prompts_per_step: usize,
+    /// Completions per prompt (G).
+    pub group: usize,
+}
+
+impl ArmSchedule {
+    /// 3 seeds (1 when `quick`), 16 prompts x 8 completions a step; `budget` and
+    /// `eval_every` are `[quick, full]`.
+    pub fn new(quick: bool, budget: [usize; 2], eval_every: [usize; 2]) -> Self {
+        let pick = |x: [usize; 2]| if quick { x[0] } else { x[1] };
+        Self {
+            seed: 0,
+            seeds: if quick { 1 } else { 3 },
+            budget: pick(budget),
+            eval_every: pick(eval_every),
+            prompts_per_step: 16,
+            group: 8,
+        }
+    }
+
+    /// Training steps that spend the budget.
+    pub fn steps(&self) -> usize {
+        steps_for(self.budget, self.prompts_per_step * self.group)
+    }
+
+    /// The paper preset of `variant` at this schedule's scale and rate `lr`.
+    pub fn pg_config(&self, variant: PgVariant, lr: f64, max_new_tokens: usize) -> PgConfig {
+        PgConfig {
+            steps: self.steps(),
+            prompts_per_step: self.prompts_per_step,
+            group: self.group,
+            lr,
+            sampling: completion_sampling(max_new_tokens),
+            ..PgConfig::preset(variant)
+        }
+    }
+}
+
+/// Temperature-1 sampling of completions of at most `max_new_tokens` tokens.
+pub fn completion_sampling(max_new_tokens: usize) -> SampleOptions {
+    SampleOptions {
+        max_new_tokens,
+        ..SampleOptions::default()
+    }
 }
 
 /// Training steps that spend `budget` completions at `per_step` completions a step (the
