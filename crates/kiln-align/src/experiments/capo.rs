@@ -58,6 +58,9 @@ pub struct CapoRowConfig {
     pub collapse_lr: f64,
     /// CAPO's settings other than the rate (the paper's recipe).
     pub capo: CapoConfig,
+    /// `(tau_H, tau_F)` pairs run at both rates besides the recipe's (the note asks to
+    /// calibrate the thresholds on the miniature; empty: none).
+    pub threshold_grid: Vec<(f64, f64)>,
 }
 
 impl CapoRowConfig {
@@ -74,6 +77,14 @@ impl CapoRowConfig {
             conservative_lr: 3e-3,
             collapse_lr: 1e-2,
             capo: CapoConfig::default(),
+            threshold_grid: if quick {
+                Vec::new()
+            } else {
+                [0.01, 0.1, 1.0]
+                    .iter()
+                    .flat_map(|&h| [1e-4, 1e-2, f64::INFINITY].map(|f| (h, f)))
+                    .collect()
+            },
         }
     }
 
@@ -113,6 +124,14 @@ impl CapoRowConfig {
         }
     }
 
+    /// CAPO at rate `lr` with thresholds `(tau_H, tau_F)`.
+    pub fn capo_with(&self, lr: f64, tau_objective: f64, tau_kl: f64) -> CapoConfig {
+        let mut c = self.capo_at(lr);
+        c.thresholds.tau_objective = tau_objective;
+        c.thresholds.tau_kl = tau_kl;
+        c
+    }
+
     /// CAPO at rate `lr`.
     pub fn capo_at(&self, lr: f64) -> CapoConfig {
         CapoConfig {
@@ -137,6 +156,9 @@ pub struct CapoRowResult {
     pub sweep: Vec<Vec<ArmRun>>,
     /// `runs[arm][seed]`, arms in [`CapoRowConfig::arms`] order.
     pub runs: Vec<Vec<ArmRun>>,
+    /// `grid[rate][pair][seed]`: CAPO at the conservative (0) and collapse (1) rate for
+    /// each pair of [`CapoRowConfig::threshold_grid`].
+    pub grid: Vec<Vec<Vec<ArmRun>>>,
 }
 
 impl CapoRowResult {
@@ -158,11 +180,11 @@ fn run_one(
     config: &CapoRowConfig,
     warm: &WarmStart,
     held_out: &HeldOut,
-    capo: bool,
+    capo: Option<CapoConfig>,
     lr: f64,
     seed: u64,
 ) -> Result<ArmRun> {
-    let (grpo, capo_cfg) = (config.grpo(lr), config.capo_at(lr));
+    let grpo = config.grpo(lr);
     run_arm(
         warm,
         held_out,
@@ -171,8 +193,8 @@ fn run_one(
         |policy, cb, probe| {
             let mut rng = StdRng::seed_from_u64(seed);
             let train = &warm.splits.train;
-            if capo {
-                train_capo_probed(policy, train, &capo_cfg, &mut rng, cb, probe)
+            if let Some(capo_cfg) = &capo {
+                train_capo_probed(policy, train, capo_cfg, &mut rng, cb, probe)
             } else {
                 train_pg_probed(policy, train, &grpo, &mut rng, cb, probe)
             }
@@ -195,14 +217,7 @@ pub fn run_capo_row(
     for &lr in &config.sweep_lrs {
         let mut per_seed = Vec::new();
         for s in 0..config.schedule.seeds {
-            let run = run_one(
-                config,
-                &warm,
-                &held_out,
-                false,
-                lr,
-                config.schedule.seed + s,
-            )?;
+            let run = run_one(config, &warm, &held_out, None, lr, config.schedule.seed + s)?;
             progress(&format!(
                 "sweep GRPO lr {lr} seed {}: accuracy {:.3}",
                 config.schedule.seed + s,
@@ -217,7 +232,8 @@ pub fn run_capo_row(
         let mut per_seed = Vec::new();
         for s in 0..config.schedule.seeds {
             let seed = config.schedule.seed + s;
-            let run = run_one(config, &warm, &held_out, arm.capo, arm.lr, seed)?;
+            let capo = arm.capo.then(|| config.capo_at(arm.lr));
+            let run = run_one(config, &warm, &held_out, capo, arm.lr, seed)?;
             progress(&format!(
                 "{} seed {seed}: accuracy {:.3} ({:.1} s)",
                 arm.label,
@@ -228,11 +244,30 @@ pub fn run_capo_row(
         }
         runs.push(per_seed);
     }
+    let mut grid = Vec::new();
+    for lr in [config.conservative_lr, config.collapse_lr] {
+        let mut per_pair = Vec::new();
+        for &(th, tf) in &config.threshold_grid {
+            let mut per_seed = Vec::new();
+            for s in 0..config.schedule.seeds {
+                let seed = config.schedule.seed + s;
+                let capo = Some(config.capo_with(lr, th, tf));
+                per_seed.push(run_one(config, &warm, &held_out, capo, lr, seed)?);
+            }
+            progress(&format!(
+                "CAPO lr {lr} tau_H {th} tau_F {tf}: accuracy {:.3}",
+                per_seed.iter().map(|r| r.last().accuracy).sum::<f64>() / per_seed.len() as f64
+            ));
+            per_pair.push(per_seed);
+        }
+        grid.push(per_pair);
+    }
     Ok(CapoRowResult {
         config: config.clone(),
         warm_accuracy: warm.accuracy,
         sweep,
         runs,
+        grid,
     })
 }
 
@@ -378,6 +413,118 @@ pub fn capo_row(out_dir: &Path, quick: bool, progress: &mut dyn FnMut(&str)) -> 
             "does **not** hold in this miniature"
         },
     ));
+    if !config.threshold_grid.is_empty() {
+        let mut rows = Vec::new();
+        for (r, lr) in [config.conservative_lr, config.collapse_lr]
+            .iter()
+            .enumerate()
+        {
+            for (k, &(th, tf)) in config.threshold_grid.iter().enumerate() {
+                let runs = &res.grid[r][k];
+                let pick = |g: &dyn Fn(&ArmRun) -> f64| runs.iter().map(g).collect::<Vec<_>>();
+                rows.push(vec![
+                    format!("{lr}"),
+                    format!("{th}"),
+                    if tf.is_finite() {
+                        format!("{tf}")
+                    } else {
+                        "off".into()
+                    },
+                    ci(&pick(&|r| r.last().accuracy)),
+                    ci(&pick(&|r| r.min_accuracy())),
+                    ci(&pick(&|r| r.mean_metric("train/masked_token_fraction"))),
+                    ci(&pick(&|r| r.mean_metric("train/masked_positive_fraction"))),
+                ]);
+            }
+        }
+        md.push_str(
+            "\nThreshold grid (the reference note asks to calibrate tau_H and tau_F on the \
+             miniature, since the recipe's values are tied to Qwen's scale): CAPO at both rates; \
+             masked = mean share of completion tokens removed per step, positive = share of the \
+             masked tokens whose advantage is positive.\n\n",
+        );
+        md.push_str(&markdown_table(
+            &[
+                "lr",
+                "tau_H",
+                "tau_F",
+                "held-out accuracy",
+                "min accuracy",
+                "masked",
+                "positive",
+            ],
+            &rows,
+        ));
+        // The pair with the best mean accuracy at rate `r`, with its mean masked fraction.
+        let best = |r: usize| {
+            res.grid[r]
+                .iter()
+                .enumerate()
+                .map(|(k, runs)| {
+                    let acc = runs.iter().map(|x| x.last().accuracy).collect::<Vec<_>>();
+                    let masked = runs
+                        .iter()
+                        .map(|x| x.mean_metric("train/masked_token_fraction"))
+                        .sum::<f64>()
+                        / runs.len().max(1) as f64;
+                    (mean_hw(&acc).0, k, masked)
+                })
+                .fold(
+                    (f64::NEG_INFINITY, 0, 0.0),
+                    |a, b| if b.0 > a.0 { b } else { a },
+                )
+        };
+        let (grpo_s, _) = mean_hw(&res.final_accuracy(0));
+        let (best_c, kc, mc) = best(0);
+        let (best_a, ka, ma) = best(1);
+        let th = config.capo.thresholds;
+        let recipe = config
+            .threshold_grid
+            .iter()
+            .position(|&(h, f)| h == th.tau_objective && f == th.tau_kl)
+            .unwrap_or(0);
+        let runs = &res.grid[0][recipe];
+        let recipe_acc = mean_hw(&runs.iter().map(|x| x.last().accuracy).collect::<Vec<_>>()).0;
+        let recipe_masked = runs
+            .iter()
+            .map(|x| x.mean_metric("train/masked_token_fraction"))
+            .sum::<f64>()
+            / runs.len().max(1) as f64;
+        let pair = |k: usize| {
+            let (h, f) = config.threshold_grid[k];
+            format!(
+                "tau_H = {h}, tau_F = {}",
+                if f.is_finite() {
+                    format!("{f}")
+                } else {
+                    "off".into()
+                }
+            )
+        };
+        md.push_str(&format!(
+            "\nBest pair at the collapse rate: {} reaches {} (GRPO {}, warm start {}), masking {} \
+             of the tokens: {}. Best pair \
+             at the conservative rate: {} reaches {} (GRPO {}), masking {}; the recipe's pair \
+             ({}) masks {} there and ends at {}.\n",
+            pair(ka),
+            fmt(best_a),
+            fmt(grpo_c),
+            fmt(res.warm_accuracy),
+            fmt(ma),
+            if best_a >= res.warm_accuracy - 0.05 {
+                "a threshold pair keeps CAPO near its warm start where GRPO collapses"
+            } else {
+                "no threshold pair keeps CAPO stable where GRPO collapses"
+            },
+            pair(kc),
+            fmt(best_c),
+            fmt(grpo_s),
+            fmt(mc),
+            pair(recipe),
+            fmt(recipe_masked),
+            fmt(recipe_acc),
+        ));
+    }
     md.push_str(
         "\nPlots: `capo_accuracy.png` (held-out accuracy vs sampled completions, mean and 95% \
          band), `capo_kl.png` (drift from the warm policy).\n",

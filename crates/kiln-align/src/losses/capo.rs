@@ -1,20 +1,32 @@
 //! CAPO's curvature model and masking rule (Melo, Abate, Gal 2025, "Stabilizing Policy
 //! Gradients for Sample-Efficient Reinforcement Learning in LLM Reasoning", arXiv 2510.00819;
-//! reference note `capo.md` Sec. 2, read from the official code).
+//! reference note `capo.md` Sec. 2, read from the official code: `GRPOEntropyTrainer` and
+//! `SparseAdamModel` of luckeciano/stable-pg-llm).
 //!
-//! Only the unembedding `W` (`[H, V]`, `logits = h W`) is modelled as moving. For each
-//! completion token with final hidden state `h`, probabilities `p`, sampled token `a` and
-//! advantage `A`:
-//! 1. score `v = e_a - p`, token gradient of the surrogate `g = A v h^T` (`[V, H]`);
-//! 2. effective direction `d = P(g)` of the optimizer model (SGD: identity; Adam: the
-//!    elementwise preconditioner `1 / (sqrt(v_hat') + eps)` from *prospective* second moments
-//!    that include this batch's gradient, kept per entry of `W`);
+//! Only the unembedding `W` (`[V, H]` here, one row per logit) is modelled as moving. For
+//! each completion token with final hidden state `h`, probabilities `p`, sampled token `a`
+//! and advantage `A`:
+//! 1. score `v = e_a - p`, token gradient of the surrogate `g = A v h^T` (`[V, H]`,
+//!    unweighted: the per-token objective, not its share of the batch loss);
+//! 2. effective direction `d = P(g)` of the optimizer model. SGD: `d = g`. Adam: the Adam
+//!    step direction `m_hat' / (sqrt(v_hat') + eps)` with the *prospective* moments
+//!    `m' = b1 m + (1 - b1) g`, `v' = b2 v + (1 - b2) g^2` formed from the model's running
+//!    moments and this token's own gradient, bias-corrected at step `t + 1`; before the
+//!    first update the model has no moments and `d = g`, as in the official code;
 //! 3. logit displacement per unit step `u = d h`;
 //! 4. objective shift `dJ = eta <g, d> + eta^2/2 * A [(v.u)^2 - u^T (diag p - p p^T) u]`;
 //! 5. policy shift `KL = eta^2/2 (v.u)^2`;
 //! 6. keep the token iff `|dJ| < tau_H` (one-sided: `0 <= dJ < tau_H`) and `KL < tau_F`.
+//!
+//! After masking, the moment model absorbs the mean over the kept tokens of their `g`
+//! (`update_effective_gradient_moments` of the official code with the full vocabulary as
+//! top-K, where every logit row is counted once per kept token).
 
 use serde::{Deserialize, Serialize};
+
+fn default_beta1() -> f64 {
+    0.9
+}
 
 /// The optimizer model `P` of step 2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,8 +34,12 @@ use serde::{Deserialize, Serialize};
 pub enum OptimizerModel {
     /// Plain gradient steps: `d = g`.
     Sgd,
-    /// Adam's diagonal preconditioner with second-moment decay `beta2` and `eps`.
+    /// Adam's step direction with first-moment decay `beta1`, second-moment decay `beta2`
+    /// and `eps`.
     Adam {
+        /// First-moment decay (0.9 when absent).
+        #[serde(default = "default_beta1")]
+        beta1: f64,
         /// Second-moment decay.
         beta2: f64,
         /// Denominator epsilon.
@@ -31,9 +47,12 @@ pub enum OptimizerModel {
     },
 }
 
-/// Running state of the Adam moment model: second moments of the loss gradient of `W`.
+/// Running state of the Adam moment model: first and second moments of the per-token
+/// mean gradient of `W`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MomentModel {
+    /// `[V * H]` first moments, row-major over `[V, H]`.
+    pub first: Vec<f64>,
     /// `[V * H]` second moments, row-major over `[V, H]`.
     pub second: Vec<f64>,
     /// Updates applied so far.
@@ -44,33 +63,51 @@ impl MomentModel {
     /// Zero moments for a `[V, H]` unembedding.
     pub fn new(vocab: usize, hidden: usize) -> Self {
         Self {
+            first: vec![0.0; vocab * hidden],
             second: vec![0.0; vocab * hidden],
             steps: 0,
         }
     }
 
-    /// The preconditioner `1 / (sqrt(v_hat') + eps)` with the prospective moments that
-    /// include `grad` (not stored).
-    pub fn preconditioner(&self, grad: &[f64], beta2: f64, eps: f64) -> Vec<f64> {
-        let k = self.steps + 1;
-        let bias = 1.0 - beta2.powi(k as i32);
-        self.second
-            .iter()
-            .zip(grad)
-            .map(|(v, g)| {
-                let v1 = beta2 * v + (1.0 - beta2) * g * g;
-                1.0 / ((v1 / bias).sqrt() + eps)
-            })
-            .collect()
+    /// The Adam direction for gradient entry `g` at flat index `k`, with the prospective
+    /// moments that include `g` (not stored); `g` itself before the first update.
+    #[inline]
+    pub fn direction(&self, k: usize, g: f64, beta1: f64, beta2: f64, eps: f64) -> f64 {
+        if self.steps == 0 {
+            return g;
+        }
+        let t = (self.steps + 1) as i32;
+        let m = (beta1 * self.first[k] + (1.0 - beta1) * g) / (1.0 - beta1.powi(t));
+        let v = (beta2 * self.second[k] + (1.0 - beta2) * g * g) / (1.0 - beta2.powi(t));
+        m / (v.sqrt() + eps)
     }
 
-    /// Folds the (masked) batch gradient into the moments (step 8 of the note).
-    pub fn update(&mut self, grad: &[f64], beta2: f64) {
-        for (v, g) in self.second.iter_mut().zip(grad) {
+    /// Folds the (masked) mean gradient into the moments (step 8 of the note).
+    pub fn update(&mut self, grad: &[f64], beta1: f64, beta2: f64) {
+        for ((m, v), g) in self.first.iter_mut().zip(self.second.iter_mut()).zip(grad) {
+            *m = beta1 * *m + (1.0 - beta1) * g;
             *v = beta2 * *v + (1.0 - beta2) * g * g;
         }
         self.steps += 1;
     }
+}
+
+/// The optimizer model with its state, as [`predict_token`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction<'a> {
+    /// `d = g`.
+    Sgd,
+    /// Adam with prospective moments.
+    Adam {
+        /// The running moments.
+        moments: &'a MomentModel,
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator epsilon.
+        eps: f64,
+    },
 }
 
 /// The Hessian bracket `(v.u)^2 - u^T (diag p - p p^T) u` of `pi(a)/pi_old(a)` w.r.t. the
@@ -129,10 +166,10 @@ pub struct CapoPrediction {
     pub keep: bool,
 }
 
-/// Steps 1-6 for one token, given the optimizer preconditioner (`None` = SGD) over `[V, H]`.
+/// Steps 1-6 for one token under the optimizer model `direction` over `[V, H]`.
 pub fn predict_token(
     tok: CapoToken<'_>,
-    precond: Option<&[f64]>,
+    direction: Direction<'_>,
     eta: f64,
     thresholds: &CapoThresholds,
 ) -> CapoPrediction {
@@ -140,20 +177,25 @@ pub fn predict_token(
     let score: Vec<f64> = (0..v_len)
         .map(|i| if i == tok.token { 1.0 } else { 0.0 } - tok.probs[i])
         .collect();
-    let h2: f64 = tok.hidden.iter().map(|x| x * x).sum();
     let mut g_dot_d = 0.0;
     let mut u = vec![0.0; v_len];
     for i in 0..v_len {
         let gi = tok.advantage * score[i];
         for j in 0..h_len {
             let g = gi * tok.hidden[j];
-            let c = precond.map_or(1.0, |p| p[i * h_len + j]);
-            let d = g * c;
+            let d = match direction {
+                Direction::Sgd => g,
+                Direction::Adam {
+                    moments,
+                    beta1,
+                    beta2,
+                    eps,
+                } => moments.direction(i * h_len + j, g, beta1, beta2, eps),
+            };
             g_dot_d += g * d;
             u[i] += d * tok.hidden[j];
         }
     }
-    debug_assert!(h2 >= 0.0);
     let (bracket, _) = hessian_bracket(tok.probs, tok.token, &u);
     let v_dot_u: f64 = score.iter().zip(&u).map(|(s, x)| s * x).sum();
     let (dj, kl) = predicted_shifts(eta, g_dot_d, tok.advantage * bracket, v_dot_u);
@@ -244,7 +286,7 @@ mod tests {
                 token: 0,
                 advantage: a,
             },
-            None,
+            Direction::Sgd,
             0.1,
             &CapoThresholds {
                 tau_objective: 1e9,
@@ -264,12 +306,28 @@ mod tests {
         assert!(pred.keep);
     }
 
+    /// Before the first update the Adam model has no moments and steps along `g` (the
+    /// official `SparseAdamModel` returns the raw gradient for an empty state); after it,
+    /// the direction is Adam's bias-corrected step with this gradient folded in, computed
+    /// here by hand, and the prospective moments are not stored.
     #[test]
-    fn adam_preconditioner_prospective() {
-        let m = MomentModel::new(1, 2);
-        // First step: v_hat' = g^2, so the preconditioner is 1 / (|g| + eps).
-        let c = m.preconditioner(&[2.0, -0.5], 0.999, 0.0);
-        assert!((c[0] - 0.5).abs() < 1e-9 && (c[1] - 2.0).abs() < 1e-9);
-        assert_eq!(m.steps, 0, "prospective moments are not stored");
+    fn adam_direction_prospective() {
+        let mut m = MomentModel::new(1, 2);
+        assert_eq!(m.direction(0, 2.0, 0.9, 0.999, 1e-8), 2.0);
+        m.update(&[1.0, -0.5], 0.9, 0.999);
+        assert_eq!(m.steps, 1);
+        assert!((m.first[0] - 0.1).abs() < 1e-15 && (m.second[1] - 0.00025).abs() < 1e-15);
+        // t = 2: m' = 0.9 * 0.1 + 0.1 * 2 = 0.29, m_hat = 0.29 / 0.19;
+        // v' = 0.999 * 0.001 + 0.001 * 4 = 0.004999, v_hat = v' / (1 - 0.999^2).
+        let m_hat = 0.29 / (1.0 - 0.81);
+        let v_hat = 0.004999 / (1.0 - 0.999f64 * 0.999);
+        let d = m.direction(0, 2.0, 0.9, 0.999, 0.0);
+        assert!((d - m_hat / v_hat.sqrt()).abs() < 1e-12, "{d}");
+        assert_eq!(m.steps, 1, "prospective moments are not stored");
+        // A lone gradient on fresh moments after one zero update: |d| stays Adam-sized.
+        let mut z = MomentModel::new(1, 1);
+        z.update(&[0.0], 0.9, 0.999);
+        let big = z.direction(0, 1e6, 0.9, 0.999, 1e-8);
+        assert!(big > 0.0 && big < 2.0, "{big}");
     }
 }
