@@ -202,7 +202,17 @@ impl HostMlp {
             for row in out.chunks_exact_mut(o) {
                 row.copy_from_slice(b);
             }
-            matmul(rows, o, i, input, Layout::RowMajor, w, Layout::RowMajor, out, true);
+            matmul(
+                rows,
+                o,
+                i,
+                input,
+                Layout::RowMajor,
+                w,
+                Layout::RowMajor,
+                out,
+                true,
+            );
             if l + 1 < layers {
                 activate(self.activation, out);
             }
@@ -257,7 +267,17 @@ impl HostMlp {
             let w0 = self.offsets[l];
             let (gw, gb) = grads[w0..w0 + i * o + o].split_at_mut(i * o);
             // dW += x^T dz, db += sum over rows of dz.
-            matmul(i, o, rows, input, Layout::Transposed, dz, Layout::RowMajor, gw, true);
+            matmul(
+                i,
+                o,
+                rows,
+                input,
+                Layout::Transposed,
+                dz,
+                Layout::RowMajor,
+                gw,
+                true,
+            );
             for row in dz.chunks_exact(o) {
                 for (g, &d) in gb.iter_mut().zip(row) {
                     *g += d;
@@ -267,10 +287,30 @@ impl HostMlp {
             if l > 0 {
                 // dx = dz W^T.
                 let dx = &mut next[..rows * i];
-                matmul(rows, i, o, dz, Layout::RowMajor, w, Layout::Transposed, dx, false);
+                matmul(
+                    rows,
+                    i,
+                    o,
+                    dz,
+                    Layout::RowMajor,
+                    w,
+                    Layout::Transposed,
+                    dx,
+                    false,
+                );
                 std::mem::swap(&mut cur, &mut next);
             } else if let Some(dx) = d_input {
-                matmul(rows, i, o, dz, Layout::RowMajor, w, Layout::Transposed, dx, false);
+                matmul(
+                    rows,
+                    i,
+                    o,
+                    dz,
+                    Layout::RowMajor,
+                    w,
+                    Layout::Transposed,
+                    dx,
+                    false,
+                );
                 return Ok(());
             }
         }
@@ -419,10 +459,7 @@ fn activate_generic(act: HostActivation, v: &mut [f32]) {
 #[inline(always)]
 fn activation_backward_generic(act: HostActivation, y: &[f32], d: &mut [f32]) {
     match act {
-        HostActivation::Tanh => d
-            .iter_mut()
-            .zip(y)
-            .for_each(|(d, &y)| *d *= 1.0 - y * y),
+        HostActivation::Tanh => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= 1.0 - y * y),
         HostActivation::Relu => d
             .iter_mut()
             .zip(y)
@@ -550,7 +587,11 @@ impl HostAdam {
             let c1 = 1.0 - b1.powi(self.time);
             let c2 = 1.0 - b2.powi(self.time);
             let decay = (lr * f64::from(self.weight_decay)) as f32;
-            for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v)
+            for (((p, &g), m), v) in params
+                .iter_mut()
+                .zip(grads)
+                .zip(&mut self.m)
+                .zip(&mut self.v)
             {
                 *m = *m * b1 + g * (1.0 - b1);
                 *v = *v * b2 + g * g * (1.0 - b2);
@@ -563,7 +604,11 @@ impl HostAdam {
             let factor = c2 / (1.0 - b1.powi(self.time));
             let eps = self.eps * c2;
             let wd = self.weight_decay;
-            for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v)
+            for (((p, &g), m), v) in params
+                .iter_mut()
+                .zip(grads)
+                .zip(&mut self.m)
+                .zip(&mut self.v)
             {
                 let g = if wd > 0.0 { *p * wd + g } else { g };
                 *m = *m * b1 + g * (1.0 - b1);
@@ -701,11 +746,17 @@ mod tests {
     fn shape_errors_are_typed() {
         let mlp = HostMlp::zeros(vec![3, 4, 2], HostActivation::Tanh).unwrap();
         let mut cache = MlpCache::new(&mlp, 2);
-        let e = mlp.forward(&[0.0; 5], 2, &mut cache).unwrap_err().to_string();
+        let e = mlp
+            .forward(&[0.0; 5], 2, &mut cache)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("host MLP input"), "{e}");
         mlp.forward(&[0.0; 6], 2, &mut cache).unwrap();
         let mut g = vec![0.0; 3];
-        let e = mlp.backward(&mut cache, &[0.0; 4], &mut g, None).unwrap_err().to_string();
+        let e = mlp
+            .backward(&mut cache, &[0.0; 4], &mut g, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gradient"), "{e}");
         assert!(HostMlp::zeros(vec![3], HostActivation::Tanh).is_err());
         // A forward with more rows than the cache was built for grows it.

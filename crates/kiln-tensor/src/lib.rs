@@ -49,7 +49,8 @@ pub mod step_law;
 pub mod testing;
 
 pub use backend::{
-    Backend, DEVICE_ENV, DeviceChoice, autodiff_device, compiled_backends, device, select_device,
+    Backend, DEVICE_ENV, DeviceChoice, autodiff_device, compiled_backends, device, is_cpu_device,
+    select_device,
 };
 pub use checkpoint::{load_checkpoint, load_checkpoint_config, save_checkpoint};
 pub use distributions::{Categorical, DiagGaussian, TanhGaussian, TanhSample};
@@ -58,6 +59,6 @@ pub use ensemble::{EnsembleMlp, EnsembleMlpConfig};
 pub use error::{Result, TensorError};
 pub use hvp::{HVP_STEP, hvp_central, module_hvp};
 pub use mlp::{Activation, Mlp, MlpConfig, MlpInit, fast_tanh};
-pub use optim::{AdamSettings, LrSchedule, clip_grad_norm, grad_norm, polyak_update};
+pub use optim::{AdamSettings, LrSchedule, clip_grad_norm, grad_norm, materialize, polyak_update};
 pub use seed::{Seeds, splitmix64};
 pub use step_law::{StepLaw, non_embedding_params, step_law};

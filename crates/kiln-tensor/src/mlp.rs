@@ -2,8 +2,8 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::optim::GradientsParams;
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 
@@ -443,7 +443,10 @@ mod tests {
             host.forward(&x, rows, &mut cache).unwrap();
             let yb = to_vec(y.clone());
             // f32 sums of 16 products in a different order, and tanh within 2e-7.
-            assert!(crate::testing::max_abs_diff(&yb, cache.output()) < 2e-6, "{act:?}");
+            assert!(
+                crate::testing::max_abs_diff(&yb, cache.output()) < 2e-6,
+                "{act:?}"
+            );
             // loss = sum(y * c) for fixed c: d_out = c.
             let c = crate::testing::host_values(3, rows * 3);
             let ct = Tensor::<2>::from_data(TensorData::new(c.clone(), [rows, 3]), &device);
@@ -453,7 +456,10 @@ mod tests {
             host.backward(&mut cache, &c, &mut got, None).unwrap();
             let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let err = crate::testing::max_abs_diff(&want, &got);
-            assert!(err < 1e-5 * scale.max(1.0), "{act:?}: {err} (scale {scale})");
+            assert!(
+                err < 1e-5 * scale.max(1.0),
+                "{act:?}: {err} (scale {scale})"
+            );
         }
     }
 
@@ -466,8 +472,8 @@ mod tests {
         assert_eq!(back.to_host().unwrap(), host);
         let after: Vec<_> = back.layers.iter().map(|l| l.weight.id).collect();
         assert_eq!(ids, after);
-        let other = crate::host::HostMlp::zeros(vec![5, 3], crate::host::HostActivation::Tanh)
-            .unwrap();
+        let other =
+            crate::host::HostMlp::zeros(vec![5, 3], crate::host::HostActivation::Tanh).unwrap();
         assert!(back.load_host(&other).is_err());
     }
 
@@ -521,7 +527,10 @@ mod tests {
         let (clipped, norm) = crate::clip_grad_norm(&mlp, grads, 0.5);
         let host_norm = crate::host::clip_grad_norm_host(&mut [&mut g], 0.5);
         assert!(norm > 0.5);
-        assert!((norm - host_norm).abs() < 1e-5 * norm, "{norm} vs {host_norm}");
+        assert!(
+            (norm - host_norm).abs() < 1e-5 * norm,
+            "{norm} vs {host_norm}"
+        );
         let want = mlp.grads_to_host(&clipped);
         assert!(crate::testing::max_abs_diff(&want, &g) < 1e-7);
     }
