@@ -299,3 +299,151 @@ impl HostAgent {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ActionBatch, PpoConfig, PpoLossInputs, ppo_loss};
+    use super::*;
+    use burn::optim::GradientsParams;
+    use burn::tensor::Int;
+    use kiln_tensor::Seeds;
+    use kiln_tensor::testing::{cpu, host_values, max_abs_diff};
+
+    /// Relative error of `got` against `want`, scaled by the largest entry of `want`: the
+    /// two sides sum the same products in different orders in `f32` (burn) and `f64`/`f32`
+    /// (host), so entries agree to about 1e-6 of the gradient's scale; 1e-4 leaves room for
+    /// the 5e-7 difference of the two `tanh` implementations propagated through two layers.
+    fn rel_err(want: &[f32], got: &[f32]) -> f32 {
+        let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        max_abs_diff(want, got) / scale
+    }
+
+    fn check(head: PolicyHead, clip_vloss: bool) {
+        let rows = 64;
+        let obs_dim = 5;
+        let config = PpoConfig {
+            hidden_sizes: vec![32, 32],
+            init_log_std: -0.3,
+            ..PpoConfig::default()
+        };
+        let device = cpu().autodiff();
+        let agent =
+            ActorCritic::init(&config, obs_dim, &head, &Seeds::new(11), &device).expect("init");
+        // Larger output weights than the 0.01 init, so ratios leave the clip range.
+        let mut host = HostAgent::new(&agent, &head, &AdamSettings::default(), rows).expect("host");
+        let bump = host_values(5, host.actor.num_params());
+        host.actor
+            .params_mut()
+            .iter_mut()
+            .zip(bump)
+            .for_each(|(p, b)| *p += 0.3 * b);
+        let agent = host.write_into(agent).expect("write");
+        let obs: Vec<f32> = host_values(1, rows * obs_dim)
+            .iter()
+            .map(|v| 2.0 * v)
+            .collect();
+        let a_dim = head.action_dim();
+        let actions: Vec<f32> = match &head {
+            PolicyHead::Categorical { n, .. } => (0..rows).map(|i| (i % n) as f32).collect(),
+            PolicyHead::Gaussian { .. } => host_values(2, rows * a_dim),
+        };
+        let old_log_prob: Vec<f32> = host_values(3, rows).iter().map(|v| v - 1.2).collect();
+        let advantages = host_values(4, rows);
+        let returns: Vec<f32> = host_values(6, rows).iter().map(|v| 3.0 * v).collect();
+        let old_value: Vec<f32> = host_values(7, rows);
+        let coefs = LossCoefs {
+            clip: 0.2,
+            clip_vloss,
+            ent_coef: 0.05,
+            vf_coef: 0.5,
+        };
+        let l = host
+            .loss_and_grads(
+                &Minibatch {
+                    obs: &obs,
+                    actions: &actions,
+                    old_log_prob: &old_log_prob,
+                    advantages: &advantages,
+                    returns: &returns,
+                    old_value: &old_value,
+                },
+                coefs,
+            )
+            .expect("host loss");
+        // burn autodiff of `ppo_loss` on the same weights and minibatch.
+        let x = Tensor::<2>::from_data(TensorData::new(obs.clone(), [rows, obs_dim]), &device);
+        let batch = match &head {
+            PolicyHead::Categorical { .. } => ActionBatch::Discrete(Tensor::<1, Int>::from_data(
+                TensorData::new(
+                    actions.iter().map(|&a| a as i64).collect::<Vec<_>>(),
+                    [rows],
+                ),
+                &device,
+            )),
+            PolicyHead::Gaussian { .. } => ActionBatch::Continuous(Tensor::from_data(
+                TensorData::new(actions.clone(), [rows, a_dim]),
+                &device,
+            )),
+        };
+        let (new_log_prob, entropy, new_value) = agent.evaluate(x, &batch);
+        let v1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [rows]), &device);
+        let loss = ppo_loss(
+            PpoLossInputs {
+                new_log_prob,
+                entropy,
+                new_value,
+                old_log_prob: v1(&old_log_prob),
+                advantages: v1(&advantages),
+                returns: v1(&returns),
+                old_value: v1(&old_value),
+            },
+            coefs.clip,
+            clip_vloss,
+            coefs.ent_coef,
+            coefs.vf_coef,
+        );
+        let scalar = |t: Tensor<1>| f64::from(t.into_data().iter::<f32>().next().unwrap_or(0.0));
+        let want_loss = scalar(loss.loss.clone());
+        assert!((want_loss - l.loss).abs() < 1e-5 * (1.0 + want_loss.abs()));
+        assert!((scalar(loss.clipfrac.clone()) - l.clipfrac).abs() < 1e-9);
+        assert!(
+            l.clipfrac > 0.0,
+            "the test should exercise the clipped branch"
+        );
+        assert!((scalar(loss.approx_kl.clone()) - l.approx_kl).abs() < 1e-5);
+        let grads = GradientsParams::from_grads(loss.loss.backward(), &agent);
+        let ga = agent.actor.grads_to_host(&grads);
+        let gc = agent.critic.grads_to_host(&grads);
+        assert!(
+            rel_err(&ga, &host.g_actor) < 1e-4,
+            "actor {}",
+            rel_err(&ga, &host.g_actor)
+        );
+        assert!(
+            rel_err(&gc, &host.g_critic) < 1e-4,
+            "critic {}",
+            rel_err(&gc, &host.g_critic)
+        );
+        match grads.get::<1>(agent.log_std.id) {
+            Some(g) => {
+                let g: Vec<f32> = g.into_data().iter::<f32>().collect();
+                assert!(rel_err(&g, &host.g_log_std) < 1e-4, "log_std");
+            }
+            None => assert!(matches!(head, PolicyHead::Categorical { .. })),
+        }
+    }
+
+    #[test]
+    fn host_gradients_match_burn_autodiff_of_ppo_loss() {
+        for clip_vloss in [false, true] {
+            check(PolicyHead::Categorical { n: 3, start: 0 }, clip_vloss);
+            check(
+                PolicyHead::Gaussian {
+                    low: vec![-1.0; 2],
+                    high: vec![1.0; 2],
+                },
+                clip_vloss,
+            );
+        }
+    }
+}
