@@ -434,7 +434,7 @@ fn tanh_rational(x: f32) -> f32 {
     const A3: f32 = 6.372_619_3e-4;
     const A5: f32 = 1.485_722_4e-5;
     const A7: f32 = 5.122_297e-8;
-    const A9: f32 = -8.604_671_5e-11;
+    const A9: f32 = -8.604_672e-11;
     const A11: f32 = 2.000_188e-13;
     const A13: f32 = -2.760_768_5e-16;
     const B0: f32 = 4.893_525e-3;
