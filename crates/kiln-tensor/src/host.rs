@@ -14,8 +14,8 @@
 //! Numbers match the burn path up to `f32` rounding: the layer layout (`y = x W + b`, `W`
 //! stored `[in, out]` row-major), the update rule of burn 0.22's Adam/AdamW
 //! ([`HostAdam`]) and the clipping rule of [`crate::clip_grad_norm`] ([`clip_grad_norm_host`])
-//! are the same; `tanh` is a rational approximation within 5e-7 of the exact value, as
-//! [`crate::fast_tanh`]).
+//! are the same; `tanh` is a rational approximation within 5e-7 of the exact value (2e-7
+//! for burn's [`crate::fast_tanh`]).
 //!
 //! ```
 //! use kiln_tensor::host::{HostActivation, HostMlp, MlpCache};
