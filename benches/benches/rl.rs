@@ -1,25 +1,35 @@
 //! Learner throughput on the default backend: PPO iterations (rollout + update) at the
-//! rl-baselines3-zoo CartPole-v1 setting, and SAC / TD3 / DQN gradient steps at their zoo
-//! settings (each gradient step with its one env step).
+//! rl-baselines3-zoo CartPole-v1 setting on the host engine and on burn, and SAC / TD3 / DQN
+//! gradient steps at their zoo settings (each gradient step with its one env step).
 //!
 //! `cargo bench -p kiln-benches --bench rl`. Criterion's "elem/s" is environment steps per
 //! second for PPO and gradient steps per second for the off-policy learners.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln_rl::{Dqn, DqnConfig, NoCallback, Ppo, PpoConfig, Sac, SacConfig, Td3, Td3Config};
+use kiln_rl::{
+    Dqn, DqnConfig, NoCallback, Ppo, PpoConfig, PpoEngine, Sac, SacConfig, Td3, Td3Config,
+};
 use kiln_tensor::select_device;
 
 fn ppo_iteration(c: &mut Criterion) {
     let device = select_device().expect("device").device;
-    let cfg = PpoConfig::cartpole();
-    let batch = cfg.batch_size() as u64;
-    let mut ppo = Ppo::with_device(cfg, "CartPole-v1", 0, device).expect("ppo");
     let mut g = c.benchmark_group("ppo_cartpole_zoo");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(batch));
-    g.bench_function("iteration", |b| {
-        b.iter(|| ppo.learn(batch, &mut NoCallback).expect("learn"))
-    });
+    for (name, engine) in [
+        ("iteration_host", PpoEngine::Host),
+        ("iteration_burn", PpoEngine::Burn),
+    ] {
+        let cfg = PpoConfig {
+            engine,
+            ..PpoConfig::cartpole()
+        };
+        let batch = cfg.batch_size() as u64;
+        let mut ppo = Ppo::with_device(cfg, "CartPole-v1", 0, device.clone()).expect("ppo");
+        g.throughput(Throughput::Elements(batch));
+        g.bench_function(name, |b| {
+            b.iter(|| ppo.learn(batch, &mut NoCallback).expect("learn"))
+        });
+    }
     g.finish();
 }
 

@@ -45,7 +45,8 @@ pub mod rollout;
 
 pub use algos::dqn::{Dqn, DqnConfig, DqnStats, huber_loss};
 pub use algos::ppo::{
-    ActorCritic, PolicyHead, Ppo, PpoConfig, PpoLoss, PpoLossInputs, UpdateStats, ppo_loss,
+    ActorCritic, PolicyHead, Ppo, PpoConfig, PpoEngine, PpoLoss, PpoLossInputs, UpdateStats,
+    ppo_loss,
 };
 pub use algos::reinforce::{Reinforce, ReinforceConfig};
 pub use algos::sac::{Sac, SacConfig, SacStats};

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use kiln_envs::Action;
-use kiln_rl::{Callback, FnCallback, NoCallback, Ppo, PpoConfig, Result, mean_std};
+use kiln_rl::{Callback, FnCallback, NoCallback, Ppo, PpoConfig, PpoEngine, Result, mean_std};
 use kiln_tensor::testing::cpu;
 
 fn small() -> PpoConfig {
@@ -133,6 +133,74 @@ fn unknown_env_and_bad_config_are_errors() {
     };
     let err = Ppo::with_device(bad, "CartPole-v1", 0, cpu()).unwrap_err();
     assert!(err.to_string().contains("`gamma`"), "{err}");
+}
+
+/// One rollout and update from the same initial weights on the host engine and on burn end
+/// at nearly the same parameters: the rollouts are the same (the forwards agree to ~1e-7, far
+/// from any sampling threshold here) and the updates differ by f32 rounding only, which
+/// Adam's normalized steps keep at the scale of lr * 1e-3 after 8 steps.
+#[test]
+fn one_update_agrees_between_host_and_burn_engines() -> Result<()> {
+    for env in ["CartPole-v1", "Pendulum-v1"] {
+        let run = |engine| -> Result<_> {
+            let config = PpoConfig {
+                engine,
+                clip_vloss: env == "Pendulum-v1",
+                ent_coef: 0.01,
+                ..small()
+            };
+            let mut ppo = Ppo::with_device(config, env, 3, cpu())?;
+            let before = ppo.policy().actor.to_host()?;
+            let stats = ppo.learn(32, &mut NoCallback)?;
+            let p = ppo.policy();
+            let log_std: Vec<f32> = p.log_std.val().into_data().iter::<f32>().collect();
+            Ok((
+                before,
+                p.actor.to_host()?,
+                p.critic.to_host()?,
+                log_std,
+                stats,
+            ))
+        };
+        let (b0, actor_h, critic_h, ls_h, stats_h) = run(PpoEngine::Host)?;
+        let (b1, actor_b, critic_b, ls_b, stats_b) = run(PpoEngine::Burn)?;
+        assert_eq!(b0, b1, "{env}: same initial weights");
+        assert_ne!(b0, actor_h, "{env}: the update moved the actor");
+        let diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
+        };
+        let lr = PpoConfig::default().learning_rate as f32;
+        assert!(
+            diff(actor_h.params(), actor_b.params()) < 0.05 * lr,
+            "{env} actor"
+        );
+        assert!(
+            diff(critic_h.params(), critic_b.params()) < 0.05 * lr,
+            "{env} critic"
+        );
+        assert!(diff(&ls_h, &ls_b) < 0.05 * lr, "{env} log_std");
+        assert!(
+            (stats_h.value_loss - stats_b.value_loss).abs()
+                < 1e-3 * stats_b.value_loss.abs().max(1.0)
+        );
+        assert_eq!(stats_h.epochs, stats_b.epochs);
+    }
+    Ok(())
+}
+
+#[test]
+fn engine_is_a_validated_config_key() {
+    let c: PpoConfig = serde_json::from_str(r#"{"engine": "burn"}"#).unwrap();
+    assert_eq!(c.engine, PpoEngine::Burn);
+    assert_eq!(PpoConfig::default().engine, PpoEngine::Auto);
+    assert!(PpoEngine::Auto.uses_host(&cpu()));
+    let err = serde_json::from_str::<PpoConfig>(r#"{"engine": "jax"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("jax"), "{err}");
 }
 
 /// Issue 4: PPO solves CartPole-v1 (mean eval return >= 475) within 100k steps, seeds 1-3.

@@ -105,6 +105,16 @@ pub fn compiled_backends() -> Vec<Backend> {
         .collect()
 }
 
+/// Whether `device` (with or without autodiff) runs on the CPU: a `flex` or `ndarray`
+/// device.
+pub fn is_cpu_device(device: &Device) -> bool {
+    let plain = device.clone().inner();
+    [Backend::Flex, Backend::NdArray]
+        .into_iter()
+        .filter_map(|b| b.device().ok())
+        .any(|d| d == plain)
+}
+
 /// The device Kiln will run on, and why.
 #[derive(Debug, Clone)]
 pub struct DeviceChoice {

@@ -12,6 +12,9 @@
 //! - **Distributions**: [`DiagGaussian`], [`TanhGaussian`], [`Categorical`] (with masks).
 //! - **Optimization**: [`AdamSettings`], [`clip_grad_norm`], [`polyak_update`],
 //!   [`LrSchedule`]; Hessian-vector products by central differences ([`hvp`]).
+//! - **Host engine** ([`host`]): small MLPs on plain `f32` slices with a hand-written
+//!   backward pass, Adam and clipping that match the burn path, for CPU training loops
+//!   where burn's per-op overhead dominates.
 //! - **Checkpoints** ([`checkpoint`]): safetensors weights + JSON config, written atomically.
 //! - **Step Law** ([`step_law`]): optimal LR and batch size from "Predictable Scale: Part I".
 //!
@@ -36,6 +39,7 @@ pub mod distributions;
 mod embedding;
 mod ensemble;
 mod error;
+pub mod host;
 pub mod hvp;
 mod mlp;
 pub mod optim;
@@ -45,7 +49,8 @@ pub mod step_law;
 pub mod testing;
 
 pub use backend::{
-    Backend, DEVICE_ENV, DeviceChoice, autodiff_device, compiled_backends, device, select_device,
+    Backend, DEVICE_ENV, DeviceChoice, autodiff_device, compiled_backends, device, is_cpu_device,
+    select_device,
 };
 pub use checkpoint::{load_checkpoint, load_checkpoint_config, save_checkpoint};
 pub use distributions::{Categorical, DiagGaussian, TanhGaussian, TanhSample};
@@ -53,7 +58,7 @@ pub use embedding::sinusoidal_embedding;
 pub use ensemble::{EnsembleMlp, EnsembleMlpConfig};
 pub use error::{Result, TensorError};
 pub use hvp::{HVP_STEP, hvp_central, module_hvp};
-pub use mlp::{Activation, Mlp, MlpConfig, MlpInit};
-pub use optim::{AdamSettings, LrSchedule, clip_grad_norm, grad_norm, polyak_update};
+pub use mlp::{Activation, Mlp, MlpConfig, MlpInit, fast_tanh};
+pub use optim::{AdamSettings, LrSchedule, clip_grad_norm, grad_norm, materialize, polyak_update};
 pub use seed::{Seeds, splitmix64};
 pub use step_law::{StepLaw, non_embedding_params, step_law};

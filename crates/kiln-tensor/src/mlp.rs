@@ -3,10 +3,12 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, activation};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TensorError};
+use crate::host::{HostActivation, HostMlp};
 
 /// The nonlinearity between hidden layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -176,6 +178,35 @@ impl MlpConfig {
     }
 }
 
+fn host_activation(mlp: &Mlp) -> Result<HostActivation> {
+    if !mlp.norms.is_empty() {
+        return Err(TensorError::InvalidConfig {
+            field: "layer_norm",
+            value: "true".into(),
+            reason: "the host engine has no layer norm",
+        });
+    }
+    match mlp.activation {
+        Activation::Tanh => Ok(HostActivation::Tanh),
+        Activation::Relu => Ok(HostActivation::Relu),
+        other => Err(TensorError::InvalidConfig {
+            field: "activation",
+            value: format!("{other:?}"),
+            reason: "the host engine implements tanh and relu only",
+        }),
+    }
+}
+
+fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}
+
+fn replace_values<const D: usize>(t: Tensor<D>, values: &[f32]) -> Tensor<D> {
+    let require_grad = t.is_require_grad();
+    Tensor::<D>::from_data(TensorData::new(values.to_vec(), t.shape()), &t.device())
+        .set_require_grad(require_grad)
+}
+
 fn scale_linear(layer: Linear, scale: f64) -> Linear {
     Linear {
         weight: layer.weight.map(|w| w.mul_scalar(scale)),
@@ -212,6 +243,82 @@ impl Mlp {
     /// Number of linear layers.
     pub fn depth(&self) -> usize {
         self.layers.len()
+    }
+
+    /// A copy of this network for the host engine ([`crate::host`]): the same weights
+    /// (`[in, out]` row-major), tanh / ReLU activation. Fails for layer norm and for
+    /// activations the host engine does not implement.
+    pub fn to_host(&self) -> Result<HostMlp> {
+        let activation = host_activation(self)?;
+        let mut sizes = vec![self.input_dim()];
+        let mut weights = Vec::with_capacity(self.layers.len());
+        let mut biases = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let [_, o] = layer.weight.dims();
+            sizes.push(o);
+            weights.push(host_values(layer.weight.val()));
+            biases.push(match &layer.bias {
+                Some(b) => host_values(b.val()),
+                None => vec![0.0; o],
+            });
+        }
+        HostMlp::from_layers(sizes, activation, &weights, &biases)
+    }
+
+    /// The gradients of this network's parameters in `grads`, flat in the layout of
+    /// [`HostMlp::params`] (zeros for parameters without a gradient): compares burn's
+    /// autodiff with the host engine's backward pass.
+    pub fn grads_to_host(&self, grads: &GradientsParams) -> Vec<f32> {
+        let mut out = Vec::new();
+        for layer in &self.layers {
+            let [i, o] = layer.weight.dims();
+            match grads.get::<2>(layer.weight.id) {
+                Some(g) => out.extend(host_values(g)),
+                None => out.extend(std::iter::repeat_n(0.0, i * o)),
+            }
+            match layer.bias.as_ref().and_then(|b| grads.get::<1>(b.id)) {
+                Some(g) => out.extend(host_values(g)),
+                None => out.extend(std::iter::repeat_n(0.0, o)),
+            }
+        }
+        out
+    }
+
+    /// This network with its weights replaced by `host`'s (same widths), keeping every
+    /// parameter's id, device and autodiff flag, so optimizer state and checkpoints still
+    /// line up.
+    pub fn load_host(self, host: &HostMlp) -> Result<Self> {
+        let activation = host_activation(&self)?;
+        let mut sizes = vec![self.input_dim()];
+        sizes.extend(self.layers.iter().map(|l| l.weight.dims()[1]));
+        if host.sizes() != sizes.as_slice() || host.activation() != activation {
+            return Err(TensorError::ShapeMismatch {
+                what: "host MLP widths",
+                expected: format!("{sizes:?} ({activation:?})"),
+                got: format!("{:?} ({:?})", host.sizes(), host.activation()),
+            });
+        }
+        let Mlp {
+            layers,
+            norms,
+            activation,
+        } = self;
+        let layers = layers
+            .into_iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let (w, b) = host.layer(l);
+                Linear {
+                    weight: layer.weight.map(|t| replace_values(t, w)),
+                    bias: layer.bias.map(|p| p.map(|t| replace_values(t, b))),
+                }
+            })
+            .collect();
+        Ok(Mlp {
+            layers,
+            norms,
+            activation,
+        })
     }
 }
 
@@ -301,6 +408,131 @@ mod tests {
         for n in norms {
             assert!((n - 0.01).abs() < 1e-5, "{n}");
         }
+    }
+
+    fn host_pair(act: Activation, seed: u64) -> (Mlp, HostMlp) {
+        let device = cpu().autodiff();
+        crate::Seeds::new(seed).seed_device(&device);
+        let mlp = MlpConfig::new(vec![5, 16, 16, 3])
+            .with_activation(act)
+            .with_init(MlpInit::Orthogonal { hidden_gain: 1.5 })
+            .init(&device)
+            .unwrap();
+        let host = mlp.to_host().unwrap();
+        (mlp, host)
+    }
+
+    fn input(rows: usize, device: &Device) -> (Vec<f32>, Tensor<2>) {
+        let x = crate::testing::host_values(9, rows * 5)
+            .into_iter()
+            .map(|v| 2.0 * v)
+            .collect::<Vec<_>>();
+        let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [rows, 5]), device);
+        (x, t)
+    }
+
+    #[test]
+    fn host_forward_and_backward_match_burn() {
+        for act in [Activation::Tanh, Activation::Relu] {
+            let (mlp, host) = host_pair(act, 4);
+            let device = cpu().autodiff();
+            let rows = 37;
+            let (x, xt) = input(rows, &device);
+            let y = mlp.forward(xt);
+            let mut cache = crate::host::MlpCache::new(&host, 8);
+            host.forward(&x, rows, &mut cache).unwrap();
+            let yb = to_vec(y.clone());
+            // f32 sums of 16 products in a different order, and tanh within 2e-7.
+            assert!(
+                crate::testing::max_abs_diff(&yb, cache.output()) < 2e-6,
+                "{act:?}"
+            );
+            // loss = sum(y * c) for fixed c: d_out = c.
+            let c = crate::testing::host_values(3, rows * 3);
+            let ct = Tensor::<2>::from_data(TensorData::new(c.clone(), [rows, 3]), &device);
+            let grads = GradientsParams::from_grads((y * ct).sum().backward(), &mlp);
+            let want = mlp.grads_to_host(&grads);
+            let mut got = vec![0.0; host.num_params()];
+            host.backward(&mut cache, &c, &mut got, None).unwrap();
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let err = crate::testing::max_abs_diff(&want, &got);
+            assert!(
+                err < 1e-5 * scale.max(1.0),
+                "{act:?}: {err} (scale {scale})"
+            );
+        }
+    }
+
+    #[test]
+    fn load_host_round_trips_and_keeps_ids() {
+        let (mlp, mut host) = host_pair(Activation::Tanh, 2);
+        host.params_mut().iter_mut().for_each(|p| *p += 0.5);
+        let ids: Vec<_> = mlp.layers.iter().map(|l| l.weight.id).collect();
+        let back = mlp.load_host(&host).unwrap();
+        assert_eq!(back.to_host().unwrap(), host);
+        let after: Vec<_> = back.layers.iter().map(|l| l.weight.id).collect();
+        assert_eq!(ids, after);
+        let other =
+            crate::host::HostMlp::zeros(vec![5, 3], crate::host::HostActivation::Tanh).unwrap();
+        assert!(back.load_host(&other).is_err());
+    }
+
+    /// The same gradients through burn's optimizer and [`crate::host::HostAdam`] give the
+    /// same parameters (each op is the same `f32` operation in the same order).
+    #[test]
+    fn host_adam_matches_burn_adam() {
+        let settings = [
+            crate::AdamSettings::default(),
+            crate::AdamSettings {
+                eps: 1e-5,
+                weight_decay: 1e-2,
+                ..crate::AdamSettings::default()
+            },
+            crate::AdamSettings {
+                weight_decay: 1e-2,
+                decoupled: true,
+                ..crate::AdamSettings::default()
+            },
+        ];
+        for s in settings {
+            let (mut mlp, mut host) = host_pair(Activation::Tanh, 7);
+            let device = cpu().autodiff();
+            let mut optim = s.build().unwrap();
+            let mut adam = crate::host::HostAdam::new(&s, host.num_params()).unwrap();
+            for step in 0..5 {
+                let (_, xt) = input(11, &device);
+                let loss = mlp.forward(xt).powi_scalar(2).sum();
+                let grads = GradientsParams::from_grads(loss.backward(), &mlp);
+                let g = mlp.grads_to_host(&grads);
+                let lr = 1e-2 / (1.0 + step as f64);
+                mlp = optim.step(lr, mlp, grads);
+                adam.step(lr, host.params_mut(), &g).unwrap();
+                let want = mlp.to_host().unwrap();
+                let err = crate::testing::max_abs_diff(want.params(), host.params());
+                assert!(err < 1e-7, "{s:?} step {step}: {err}");
+                // Continue from burn's parameters so rounding cannot build up.
+                host = want;
+            }
+        }
+    }
+
+    #[test]
+    fn host_clip_matches_clip_grad_norm() {
+        let (mlp, _) = host_pair(Activation::Tanh, 5);
+        let device = cpu().autodiff();
+        let (_, xt) = input(9, &device);
+        let loss = mlp.forward(xt).powi_scalar(2).sum().mul_scalar(100.0);
+        let grads = GradientsParams::from_grads(loss.backward(), &mlp);
+        let mut g = mlp.grads_to_host(&grads);
+        let (clipped, norm) = crate::clip_grad_norm(&mlp, grads, 0.5);
+        let host_norm = crate::host::clip_grad_norm_host(&mut [&mut g], 0.5);
+        assert!(norm > 0.5);
+        assert!(
+            (norm - host_norm).abs() < 1e-5 * norm,
+            "{norm} vs {host_norm}"
+        );
+        let want = mlp.grads_to_host(&clipped);
+        assert!(crate::testing::max_abs_diff(&want, &g) < 1e-7);
     }
 
     #[test]

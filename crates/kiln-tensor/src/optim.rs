@@ -150,6 +150,22 @@ pub fn clip_grad_norm<M: Module>(
     (grads, norm)
 }
 
+struct Touch;
+
+impl ModuleVisitor for Touch {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+/// Runs the deferred initialization of every parameter of `module` now. burn initializes
+/// parameters lazily, on first use, drawing from the device RNG at that moment; a learner
+/// that seeds the device and builds its networks under a lock calls this before releasing
+/// it, so that its weights depend on its seed only, whatever other threads do later.
+pub fn materialize<M: Module>(module: &M) {
+    module.visit(&mut Touch);
+}
+
 struct Collect {
     values: Vec<Tensor<1>>,
 }
