@@ -284,9 +284,8 @@ impl HostMlp {
                 }
             }
             let (w, _) = self.layer(l);
-            if l > 0 {
-                // dx = dz W^T.
-                let dx = &mut next[..rows * i];
+            // dx = dz W^T.
+            let input_grad = |dz: &[f32], dx: &mut [f32]| {
                 matmul(
                     rows,
                     i,
@@ -298,19 +297,12 @@ impl HostMlp {
                     dx,
                     false,
                 );
+            };
+            if l > 0 {
+                input_grad(dz, &mut next[..rows * i]);
                 std::mem::swap(&mut cur, &mut next);
             } else if let Some(dx) = d_input {
-                matmul(
-                    rows,
-                    i,
-                    o,
-                    dz,
-                    Layout::RowMajor,
-                    w,
-                    Layout::Transposed,
-                    dx,
-                    false,
-                );
+                input_grad(dz, dx);
                 return Ok(());
             }
         }
