@@ -22,6 +22,8 @@
 //! drawn on the host from the run's seeded streams, so a seed gives the same run on every
 //! backend.
 
+mod host;
+
 use std::path::Path;
 use std::time::Instant;
 
