@@ -7,7 +7,9 @@
 //! one matrix each), small-batch products split the output rows over all cores with
 //! AVX2/FMA dot products (runtime-detected; portable fallback), larger ones (prompt
 //! processing) go to the `gemm` crate's multithreaded kernels, and the KV cache is plain
-//! host memory. The arithmetic is the model of [`crate::model`] step for step (its tests
+//! host memory. A block of prompt positions attends with two single-threaded `gemm`
+//! products per head (scores, then weighted values; heads in parallel), and the rotary
+//! angles are computed once per call for all heads and layers. The arithmetic is the model of [`crate::model`] step for step (its tests
 //! compare the two), so [`crate::generate()`] gives the same tokens on either.
 
 use rayon::prelude::*;
@@ -249,6 +251,148 @@ fn rms_norm_rows(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
     out
 }
 
+/// Query rows per (row, head) from which attention runs as two `gemm` products (scores
+/// `Q K^T`, then `P V`) instead of one dot product per query and key.
+const GEMM_ATTENTION_T: usize = 8;
+
+/// Causal attention of `t` queries (query `j` at `q[j * stride..][..dh]`, absolute position
+/// `s0 + j`) over the cached `keys`/`vals` (`[s, dh]`, `s = s0 + t`) of one head, key `k`
+/// visible to query `j` when `k == s0 + j` or (`k < s0 + j` and `valid[k]`); `[t, dh]`.
+/// One query at a time: the decoding path.
+#[allow(clippy::too_many_arguments)]
+fn attend_rows(
+    q: &[f32],
+    stride: usize,
+    keys: &[f32],
+    vals: &[f32],
+    valid: &[bool],
+    s0: usize,
+    t: usize,
+    dh: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let s = s0 + t;
+    let mut out = vec![0f32; t * dh];
+    let mut p = vec![0f32; s];
+    for j in 0..t {
+        let q = &q[j * stride..j * stride + dh];
+        let me = s0 + j;
+        let mut mx = f32::NEG_INFINITY;
+        for (k, pk) in p.iter_mut().enumerate().take(me + 1) {
+            *pk = if k == me || valid[k] {
+                dot(q, &keys[k * dh..(k + 1) * dh]) * scale
+            } else {
+                f32::NEG_INFINITY
+            };
+            mx = mx.max(*pk);
+        }
+        let mut z = 0f32;
+        for pk in p.iter_mut().take(me + 1) {
+            *pk = (*pk - mx).exp();
+            z += *pk;
+        }
+        let o = &mut out[j * dh..(j + 1) * dh];
+        for (k, &pk) in p.iter().enumerate().take(me + 1) {
+            if pk > 0.0 {
+                let w = pk / z;
+                for (oo, vv) in o.iter_mut().zip(&vals[k * dh..(k + 1) * dh]) {
+                    *oo += w * vv;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`attend_rows`] for a block of queries (prompt processing): the scores of all `t`
+/// queries against all `s` keys in one single-threaded `gemm` (the caller parallelizes over
+/// heads), the masked softmax row by row, and the weighted values in a second `gemm`.
+#[allow(clippy::too_many_arguments)]
+fn attend_block(
+    q: &[f32],
+    stride: usize,
+    keys: &[f32],
+    vals: &[f32],
+    valid: &[bool],
+    s0: usize,
+    t: usize,
+    dh: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let s = s0 + t;
+    let mut p = vec![0f32; t * s];
+    debug_assert!(q.len() >= (t - 1) * stride + dh && keys.len() >= s * dh);
+    // SAFETY: dst is t x s (row stride s); lhs element (j, c) at q[j * stride + c], within
+    // q for j < t, c < dh (checked above); rhs = K^T, element (c, k) at keys[k * dh + c].
+    unsafe {
+        gemm::gemm(
+            t,
+            s,
+            dh,
+            p.as_mut_ptr(),
+            1,
+            s as isize,
+            false,
+            q.as_ptr(),
+            1,
+            stride as isize,
+            keys.as_ptr(),
+            dh as isize,
+            1,
+            0.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    for (j, row) in p.chunks_exact_mut(s).enumerate() {
+        let me = s0 + j;
+        let mut mx = f32::NEG_INFINITY;
+        for (k, pk) in row.iter_mut().enumerate() {
+            if k > me || (k < me && !valid[k]) {
+                *pk = f32::NEG_INFINITY;
+            }
+            mx = mx.max(*pk);
+        }
+        let mut z = 0f32;
+        for pk in row.iter_mut() {
+            *pk = (*pk - mx).exp();
+            z += *pk;
+        }
+        let inv = 1.0 / z;
+        row.iter_mut().for_each(|pk| *pk *= inv);
+    }
+    let mut out = vec![0f32; t * dh];
+    // SAFETY: dst is t x dh (row stride dh); lhs is p, t x s (row stride s); rhs element
+    // (k, c) at vals[k * dh + c] for k < s, c < dh.
+    unsafe {
+        gemm::gemm(
+            t,
+            dh,
+            s,
+            out.as_mut_ptr(),
+            1,
+            dh as isize,
+            false,
+            p.as_ptr(),
+            1,
+            s as isize,
+            vals.as_ptr(),
+            1,
+            dh as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    out
+}
+
 impl CpuLlama {
     /// Builds the engine from weights in Hugging Face names and layout (as
     /// [`Llama::from_weights`]).
@@ -335,12 +479,28 @@ impl CpuLlama {
         }
     }
 
-    fn rope(&self, x: &mut [f32], pos: usize) {
+    /// `(cos, sin)` of every position's rotation angles, `[n, D/2]` each: computed once per
+    /// call and shared by all heads and layers.
+    fn rope_table(&self, pos: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(pos.len() * half);
+        let mut sin = Vec::with_capacity(pos.len() * half);
+        for &p in pos {
+            for &f in &self.inv_freq {
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        (cos, sin)
+    }
+
+    /// Rotates every head of `x` (`[heads * D]`) by the angles `(cos, sin)` of one position.
+    fn rope(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+        let half = cos.len();
         for head in x.chunks_exact_mut(2 * half) {
-            for (i, &f) in self.inv_freq.iter().enumerate() {
-                let a = pos as f32 * f;
-                let (s, c) = (a.sin(), a.cos());
+            for i in 0..half {
+                let (c, s) = (cos[i], sin[i]);
                 let (x1, x2) = (head[i], head[i + half]);
                 head[i] = x1 * c - x2 * s;
                 head[i + half] = x2 * c + x1 * s;
@@ -405,14 +565,20 @@ impl CpuLlama {
             x.extend_from_slice(&self.embed[id as usize * d..(id as usize + 1) * d]);
         }
         let scale = 1.0 / (dh as f32).sqrt();
+        let half = dh / 2;
+        let (rcos, rsin) = self.rope_table(&pos);
         for (li, layer) in self.layers.iter().enumerate() {
             let nrm = rms_norm_rows(&x, &layer.attn_norm, c.rms_norm_eps);
             let mut qkv = matmul_t(&nrm, n, &layer.wqkv, d + 2 * kv, d);
             let width = d + 2 * kv;
             for (i, row) in qkv.chunks_exact_mut(width).enumerate() {
                 let (q, rest) = row.split_at_mut(d);
-                self.rope(q, pos[i]);
-                self.rope(&mut rest[..kv], pos[i]);
+                let (c, sn) = (
+                    &rcos[i * half..(i + 1) * half],
+                    &rsin[i * half..(i + 1) * half],
+                );
+                Self::rope(q, c, sn);
+                Self::rope(&mut rest[..kv], c, sn);
             }
             // Append keys and values.
             for r in 0..b {
@@ -427,7 +593,6 @@ impl CpuLlama {
                 }
             }
             // Attention, one (row, head) pair per task.
-            let s = s0 + t;
             let (ck, cv, cvalid) = (&cache.k[li], &cache.v[li], &cache.valid);
             let mut y = vec![0f32; n * d];
             let pairs: Vec<(usize, usize)> =
@@ -438,37 +603,12 @@ impl CpuLlama {
                 .map(|&(r, hh)| {
                     let kh = hh / g;
                     let (keys, vals) = (&ck[r * kvh + kh], &cv[r * kvh + kh]);
-                    let mut out = vec![0f32; t * dh];
-                    let mut p = vec![0f32; s];
-                    for j in 0..t {
-                        let q = &qkv
-                            [(r * t + j) * width + hh * dh..(r * t + j) * width + (hh + 1) * dh];
-                        let me = s0 + j;
-                        let mut mx = f32::NEG_INFINITY;
-                        for (k, pk) in p.iter_mut().enumerate().take(me + 1) {
-                            *pk = if k == me || cvalid[r][k] {
-                                dot(q, &keys[k * dh..(k + 1) * dh]) * scale
-                            } else {
-                                f32::NEG_INFINITY
-                            };
-                            mx = mx.max(*pk);
-                        }
-                        let mut z = 0f32;
-                        for pk in p.iter_mut().take(me + 1) {
-                            *pk = (*pk - mx).exp();
-                            z += *pk;
-                        }
-                        let o = &mut out[j * dh..(j + 1) * dh];
-                        for (k, &pk) in p.iter().enumerate().take(me + 1) {
-                            if pk > 0.0 {
-                                let w = pk / z;
-                                for (oo, vv) in o.iter_mut().zip(&vals[k * dh..(k + 1) * dh]) {
-                                    *oo += w * vv;
-                                }
-                            }
-                        }
+                    let q0 = r * t * width + hh * dh;
+                    if t >= GEMM_ATTENTION_T {
+                        attend_block(&qkv[q0..], width, keys, vals, &cvalid[r], s0, t, dh, scale)
+                    } else {
+                        attend_rows(&qkv[q0..], width, keys, vals, &cvalid[r], s0, t, dh, scale)
                     }
-                    out
                 })
                 .collect();
             for (&(r, hh), out) in pairs.iter().zip(outs) {
@@ -526,6 +666,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn block_attention_equals_row_attention() {
+        // Cached prefix of 5 (one padding key), 11 new queries, head dim 8, strided queries.
+        let (s0, t, dh, stride) = (5, 11, 8, 24);
+        let s = s0 + t;
+        let f = |i: usize, m: usize| ((i * m) % 97) as f32 / 48.0 - 1.0;
+        let q: Vec<f32> = (0..t * stride).map(|i| f(i, 7919)).collect();
+        let keys: Vec<f32> = (0..s * dh).map(|i| f(i, 104_729)).collect();
+        let vals: Vec<f32> = (0..s * dh).map(|i| f(i, 1_299_709)).collect();
+        let mut valid = vec![true; s];
+        valid[2] = false;
+        valid[9] = false;
+        let a = attend_rows(&q, stride, &keys, &vals, &valid, s0, t, dh, 0.35);
+        let b = attend_block(&q, stride, &keys, &vals, &valid, s0, t, dh, 0.35);
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5),
+            "{a:?}\n{b:?}"
+        );
     }
 
     #[test]
