@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AlignError, Result, invalid};
-use crate::vocab::{EOS, PAD};
+use crate::vocab::{CHAR_CODEC, Codec, PAD};
 
 /// Prompt + completion ids of `batch` rows, right-padded to `len`, with the mask of the
 /// completion tokens that are scored.
@@ -170,23 +170,27 @@ impl SampleOptions {
 /// A sampled completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
-    /// Generated ids, ending with [`EOS`] when `finished`.
+    /// Generated ids, ending with the codec's end-of-sequence id when `finished`.
     pub tokens: Vec<u32>,
-    /// The policy emitted [`EOS`] (false: truncated at `max_new_tokens` or the context).
+    /// The policy emitted the end-of-sequence id (false: truncated at `max_new_tokens` or the context).
     pub finished: bool,
 }
 
 /// Draws one token id from logits with temperature, top-k and top-p (host side, seeded);
 /// never [`PAD`].
 pub fn sample_token(logits: &[f32], opts: &SampleOptions, rng: &mut StdRng) -> u32 {
-    kiln_lm::generate::sample_filtered(
-        logits,
-        opts.temperature,
-        opts.top_k,
-        opts.top_p,
-        Some(PAD),
-        rng,
-    )
+    sample_token_except(logits, opts, Some(PAD), rng)
+}
+
+/// [`sample_token`] that never draws `never` (none when `None`; see
+/// [`Codec::never_sampled`]).
+pub fn sample_token_except(
+    logits: &[f32],
+    opts: &SampleOptions,
+    never: Option<u32>,
+    rng: &mut StdRng,
+) -> u32 {
+    kiln_lm::generate::sample_filtered(logits, opts.temperature, opts.top_k, opts.top_p, never, rng)
 }
 
 /// A causal language-model policy: see the module docs.
@@ -203,6 +207,11 @@ pub trait SequencePolicy: Module + Sized {
     fn forward(&self, ids: Tensor<2, Int>) -> PolicyForward;
     /// The unembedding `W` `[H, V]` with `logits = hidden W` (CAPO's last-layer model).
     fn unembedding(&self) -> Tensor<2>;
+    /// How task text maps to this policy's ids (the character vocabulary unless the policy
+    /// carries a pretrained tokenizer).
+    fn codec(&self) -> &Codec {
+        &CHAR_CODEC
+    }
 
     /// Log-probabilities and entropies of the completion tokens of `batch` in one forward
     /// pass: entry `[b, t]` is `log pi(x_t | x_<t)` where `mask[b, t] = 1`, else 0.
@@ -276,7 +285,7 @@ pub trait SequencePolicy: Module + Sized {
                 break;
             }
             let len = active.iter().map(|&r| rows[r].len()).max().unwrap_or(1);
-            let mut ids = vec![i64::from(PAD); active.len() * len];
+            let mut ids = vec![i64::from(self.codec().pad()); active.len() * len];
             for (i, &r) in active.iter().enumerate() {
                 for (j, &tok) in rows[r].iter().enumerate() {
                     ids[i * len + j] = i64::from(tok);
@@ -287,9 +296,14 @@ pub trait SequencePolicy: Module + Sized {
             let logits = to_host(self.forward(ids).logits);
             for (i, &r) in active.iter().enumerate() {
                 let at = (i * len + rows[r].len() - 1) * v;
-                let tok = sample_token(&logits[at..at + v], opts, rng);
+                let tok = sample_token_except(
+                    &logits[at..at + v],
+                    opts,
+                    self.codec().never_sampled(),
+                    rng,
+                );
                 rows[r].push(tok);
-                if tok == EOS {
+                if tok == self.codec().eos() {
                     done[r] = true;
                 }
             }

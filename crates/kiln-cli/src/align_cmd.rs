@@ -18,7 +18,11 @@
 //!
 //! `model` is `{"tiny": {"width": W, "layers": L}}` (a fresh model) or `{"path": P}` with `P`
 //! a Hugging Face directory, a GGUF file, or an earlier `kiln align` run directory (its
-//! `checkpoint/` is loaded); the model's tokenizer must be the tasks' character vocabulary.
+//! `checkpoint/` is loaded). A model whose tokenizer is the tasks' character vocabulary
+//! reads and writes the task text directly; any other (a pretrained model such as
+//! SmolLM2-135M-Instruct) gets the prompts through its chat template when it has one
+//! (`"chat": false` turns that off), ends completions at its end-of-sequence token, and is
+//! judged on the answer its prose states (`Problem::extract_answer`).
 //! `trainer` is the algorithm's config (`SftConfig`, `PgConfig`, `NftConfig`, `CapoConfig`,
 //! `DpoConfig` of `kiln-align`). `dpo` and `rdpo` also take `preferences`: pairs built from
 //! the task (a verified-correct completion over a wrong one, each sampled from the starting
@@ -32,7 +36,8 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::{Args, Subcommand};
 use kiln_align::SampleOptions;
-use kiln_align::llama::tiny_char_llama;
+use kiln_align::SequencePolicy;
+use kiln_align::llama::{TokenizedLlama, tiny_char_llama};
 use kiln_align::losses::PreferenceLoss;
 use kiln_align::tasks::{TaskKind, TaskSpec, TaskSplits};
 use kiln_align::trainers::capo::{CapoConfig, train_capo};
@@ -43,8 +48,7 @@ use kiln_align::trainers::greedy_accuracy;
 use kiln_align::trainers::grpo::{PgConfig, PgVariant, train_pg};
 use kiln_align::trainers::nft::{NftConfig, train_nft};
 use kiln_align::trainers::sft::{SftConfig, sft_examples, train_sft};
-use kiln_align::vocab::{CHARS, CharVocab};
-use kiln_lm::Llama;
+use kiln_align::vocab::{CHARS, CharVocab, Codec, TextCodec};
 use kiln_rl::Callback;
 use kiln_track::plot::{Curve, PlotOptions, learning_curves};
 use kiln_track::{Counter, Progress, RunDir, RunSpec, RunStatus};
@@ -144,6 +148,10 @@ pub struct AlignConfig<T> {
     pub seed: u64,
     /// Longest completion in the greedy evaluation.
     pub eval_max_new_tokens: usize,
+    /// Prompts through the model's chat template (default: when a pretrained tokenizer has
+    /// one; ignored for the character vocabulary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<bool>,
     /// Preference data (`dpo`, `rdpo` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferences: Option<PreferenceData>,
@@ -191,6 +199,7 @@ fn shared_defaults<T>(trainer: T) -> AlignConfig<T> {
         },
         seed: 1,
         eval_max_new_tokens: 6,
+        chat: None,
         preferences: None,
         trainer,
     }
@@ -269,30 +278,43 @@ fn model_path(path: &Path) -> PathBuf {
     }
 }
 
-/// Builds or loads the starting model on `device`; returns it and where it came from.
-fn starting_model(source: &ModelSource, device: &burn::tensor::Device) -> Result<(Llama, String)> {
+/// Builds or loads the starting model on `device` with its task codec; returns it, where it
+/// came from and how task text is tokenized.
+fn starting_model(
+    source: &ModelSource,
+    chat: Option<bool>,
+    device: &burn::tensor::Device,
+) -> Result<(TokenizedLlama, String, String)> {
     match source {
         ModelSource::Tiny { width, layers } => Ok((
-            tiny_char_llama(*width, *layers, device)?,
+            TokenizedLlama::new(tiny_char_llama(*width, *layers, device)?, Codec::Char)?,
             format!("tiny char Llama (width {width}, {layers} layers)"),
+            "character vocabulary".to_string(),
         )),
         ModelSource::Path(path) => {
             let dir = model_path(path);
             let loaded = kiln_lm::load(&dir, device)
                 .with_context(|| format!("loading the model `model.path` = {}", dir.display()))?;
             let probe = loaded.tokenizer.encode(CHARS).ok();
-            if loaded.model.config().vocab_size != CharVocab::SIZE
-                || probe != CharVocab.encode(CHARS).ok()
-            {
-                bail!(
-                    "`model.path` = {}: its tokenizer is not the tasks' character vocabulary \
-                     ({} ids: <pad>, </s>, {CHARS:?}); kiln align trains tiny models and \
-                     checkpoints of earlier kiln align runs",
-                    dir.display(),
-                    CharVocab::SIZE
-                );
-            }
-            Ok((loaded.model, dir.display().to_string()))
+            let char_vocab = loaded.model.config().vocab_size == CharVocab::SIZE
+                && probe == CharVocab.encode(CHARS).ok();
+            let (codec, what) = if char_vocab {
+                (Codec::Char, "character vocabulary".to_string())
+            } else {
+                let chat = chat.unwrap_or(loaded.tokenizer.chat.is_some());
+                let codec = TextCodec::new(loaded.tokenizer, chat)
+                    .with_context(|| format!("`model.path` = {}", dir.display()))?;
+                (
+                    Codec::Text(Box::new(codec)),
+                    format!(
+                        "its own tokenizer{}",
+                        if chat { ", chat template" } else { "" }
+                    ),
+                )
+            };
+            let model = TokenizedLlama::new(loaded.model, codec)
+                .with_context(|| format!("`model.path` = {}", dir.display()))?;
+            Ok((model, dir.display().to_string(), what))
         }
     }
 }
@@ -356,8 +378,9 @@ struct Prepared<T> {
     config: AlignConfig<T>,
     user: Value,
     splits: TaskSplits,
-    model: Llama,
+    model: TokenizedLlama,
     source: String,
+    tokenization: String,
     rng: StdRng,
     backend: String,
 }
@@ -378,7 +401,7 @@ fn prepare<T: Serialize + DeserializeOwned>(
     let choice = kiln_tensor::select_device()?;
     let device = choice.autodiff();
     kiln_tensor::Seeds::new(config.seed).seed_device(&device);
-    let (model, source) = starting_model(&config.model, &device)?;
+    let (model, source, tokenization) = starting_model(&config.model, config.chat, &device)?;
     Ok(Prepared {
         rng: StdRng::seed_from_u64(config.seed),
         config,
@@ -386,13 +409,14 @@ fn prepare<T: Serialize + DeserializeOwned>(
         splits,
         model,
         source,
+        tokenization,
         backend: choice.backend.name().to_string(),
     })
 }
 
 /// What a subcommand hands to [`finish`].
 struct Outcome {
-    model: Llama,
+    model: TokenizedLlama,
     initial_accuracy: f64,
     extra: serde_json::Map<String, Value>,
     /// The learning curve and its y label.
@@ -411,7 +435,8 @@ fn open_run<T: Serialize>(
     let mut config = json!({
         "algorithm": algo,
         "model_source": p.source,
-        "non_embedding_params": p.model.config().non_embedding_params(),
+        "tokenization": p.tokenization,
+        "non_embedding_params": p.model.non_embedding_params(),
         "config": p.config,
         "user_config": p.user,
     });
@@ -453,12 +478,10 @@ fn finish<T>(
         &mut p.rng,
     )?;
     let dir = run.path().to_path_buf();
-    kiln_lm::save_hf_dir(
-        &frozen,
-        &CharVocab.tokenizer_json().to_string(),
-        &dir.join("checkpoint"),
-    )
-    .context("writing the checkpoint")?;
+    frozen
+        .codec()
+        .save_checkpoint(&frozen.model, &dir.join("checkpoint"))
+        .context("writing the checkpoint")?;
     if !log_curve.is_empty() {
         let opts = PlotOptions {
             title: format!("kiln align {algo} (seed {})", p.config.seed),
@@ -538,7 +561,11 @@ fn execute<T: Serialize>(
     mut p: Prepared<T>,
     plan: Plan,
     quiet: bool,
-    train: impl FnOnce(Llama, &mut StdRng, &mut dyn Callback) -> kiln_align::Result<(Llama, Headline)>,
+    train: impl FnOnce(
+        TokenizedLlama,
+        &mut StdRng,
+        &mut dyn Callback,
+    ) -> kiln_align::Result<(TokenizedLlama, Headline)>,
 ) -> Result<()> {
     let Plan {
         total,
@@ -617,7 +644,7 @@ fn sft(args: &AlignArgs, out: &Path, quiet: bool) -> Result<()> {
         }),
         SftConfig::validate,
     )?;
-    let examples = sft_examples(&p.splits.train)?;
+    let examples = sft_examples(p.model.codec(), &p.splits.train)?;
     let joined: Vec<Vec<u32>> = examples
         .iter()
         .map(|(a, b)| a.iter().chain(b).copied().collect())
@@ -625,7 +652,7 @@ fn sft(args: &AlignArgs, out: &Path, quiet: bool) -> Result<()> {
     let resolved = p
         .config
         .trainer
-        .resolve(p.model.config().non_embedding_params(), &joined)
+        .resolve(p.model.non_embedding_params(), &joined)
         .context("config: in `trainer`")?;
     let bs = resolved.batch_size.value;
     // config.json shows the values used; `resolved` says where each came from.

@@ -269,3 +269,62 @@ fn sft_checkpoint_chains_into_grpo_and_generate() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("model.path"), "{}", stderr(&o));
 }
+
+/// A model with a pretrained-style tokenizer (byte-level BPE with SmolLM2's chat template,
+/// written as GGUF) trains through `kiln align`: prompts go through the chat template, the
+/// checkpoint keeps the model's own tokenizer, and `kiln generate --chat` loads it.
+#[test]
+fn a_pretrained_tokenizer_model_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = kiln_tensor::testing::cpu();
+    let m = kiln_lm::testing::tiny_model(5, &device).unwrap();
+    let gguf = dir.path().join("tiny-bpe.gguf");
+    kiln_lm::testing::write_tiny_gguf(&m, kiln_lm::GgmlType::F32, &gguf).unwrap();
+    let cfg = format!(
+        r#"{{"model": {{"path": {:?}}}, "task": {{"kind": "addition", "difficulty": 1, "train": 8, "test": 4, "split_seed": 0}},
+            "eval_max_new_tokens": 8, "trainer": {{"steps": 2, "prompts_per_step": 2, "group": 3}}}}"#,
+        gguf.to_str().unwrap()
+    );
+    let run = align(dir.path(), "grpo", &cfg);
+    let config = json(&run.join("config.json"));
+    assert_eq!(
+        config["tokenization"].as_str(),
+        Some("its own tokenizer, chat template")
+    );
+    let summary = json(&run.join("summary.json"));
+    assert!(summary["final"]["eval_accuracy"].is_number(), "{summary}");
+    let ckpt = run.join("checkpoint");
+    let tok: serde_json::Value = json(&ckpt.join("tokenizer.json"));
+    assert_eq!(tok["model"]["type"], "BPE");
+    let o = kiln(
+        &dir.path().join("runs"),
+        &[
+            "generate",
+            "--model",
+            ckpt.to_str().unwrap(),
+            "--prompt",
+            "3+4=",
+            "--chat",
+            "--max-tokens",
+            "3",
+            "--seed",
+            "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // `"chat": false` gives the raw task prompts (SFT here).
+    let raw = cfg
+        .replace(
+            r#""eval_max_new_tokens""#,
+            r#""chat": false, "eval_max_new_tokens""#,
+        )
+        .replace(
+            r#""steps": 2, "prompts_per_step": 2, "group": 3"#,
+            r#""epochs": 1"#,
+        );
+    let run = align(dir.path(), "sft", &raw);
+    assert_eq!(
+        json(&run.join("config.json"))["tokenization"].as_str(),
+        Some("its own tokenizer")
+    );
+}

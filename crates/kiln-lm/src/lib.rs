@@ -39,6 +39,9 @@ pub use error::{LmError, Result};
 pub use generate::Decoder;
 pub use generate::{GenerateOptions, GenerateStats, Generation, StopReason, generate};
 pub use gguf::{GgmlType, GgufFile, GgufValue, GgufWriter};
-pub use load::{LoadedModel, ModelFile, load, load_gguf, load_hf_dir, save_gguf, save_hf_dir};
+pub use load::{
+    LoadedModel, ModelFile, load, load_gguf, load_hf_dir, save_gguf, save_hf_dir,
+    save_hf_dir_with_tokenizer,
+};
 pub use model::{KvCache, Llama};
 pub use tokenizer::{ChatMessage, ChatTemplate, Tokenizer};

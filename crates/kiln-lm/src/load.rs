@@ -379,6 +379,25 @@ pub fn save_hf_dir(model: &Llama, tokenizer_json: &str, dir: &Path) -> Result<()
     write_atomic(&dir.join("tokenizer.json"), tokenizer_json.as_bytes())
 }
 
+/// [`save_hf_dir`] with a [`Tokenizer`]: its `tokenizer.json`, plus a
+/// `tokenizer_config.json` holding its chat template and BOS rule, so the directory loads
+/// back with the same prompt formatting.
+pub fn save_hf_dir_with_tokenizer(model: &Llama, tokenizer: &Tokenizer, dir: &Path) -> Result<()> {
+    let doc = tokenizer
+        .inner()
+        .to_string(false)
+        .map_err(|e| LmError::Tokenizer(e.to_string()))?;
+    save_hf_dir(model, &doc, dir)?;
+    let mut tc = serde_json::json!({"add_bos_token": tokenizer.add_bos});
+    if let Some(chat) = &tokenizer.chat {
+        tc["chat_template"] = chat.to_jinja().into();
+    }
+    write_atomic(
+        &dir.join("tokenizer_config.json"),
+        tc.to_string().as_bytes(),
+    )
+}
+
 /// Loads a GGUF file or a Hugging Face directory, whichever `path` is.
 pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     let f = ModelFile::open(path)?;
@@ -407,5 +426,31 @@ mod tests {
             gguf_name("model.layers.12.mlp.down_proj.weight").unwrap(),
             "blk.12.ffn_down.weight"
         );
+    }
+
+    /// A directory saved with its tokenizer loads back with the same chat prompts and ids.
+    #[test]
+    fn hf_dir_keeps_the_tokenizer_and_chat_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = kiln_tensor::testing::cpu();
+        let m = crate::testing::tiny_model(2, &device).unwrap();
+        let gguf = dir.path().join("m.gguf");
+        crate::testing::write_tiny_gguf(&m, crate::GgmlType::F32, &gguf).unwrap();
+        let a = load(&gguf, &device).unwrap();
+        let out = dir.path().join("hf");
+        save_hf_dir_with_tokenizer(&a.model, &a.tokenizer, &out).unwrap();
+        let b = load(&out, &device).unwrap();
+        assert_eq!(a.tokenizer.chat, b.tokenizer.chat);
+        assert!(a.tokenizer.chat.is_some());
+        let msg = [crate::ChatMessage::user("3+4=")];
+        assert_eq!(
+            a.tokenizer.encode_chat(&msg).unwrap(),
+            b.tokenizer.encode_chat(&msg).unwrap()
+        );
+        assert_eq!(a.tokenizer.eos, b.tokenizer.eos);
+        let t = crate::ChatTemplate {
+            default_system: Some("It's a \\ test".into()),
+        };
+        assert_eq!(crate::ChatTemplate::from_jinja(&t.to_jinja()), Some(t));
     }
 }

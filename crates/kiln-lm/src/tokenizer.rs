@@ -56,9 +56,27 @@ impl ChatTemplate {
             let end = rest.find("<|im_end|>")?;
             let text = &rest[..end];
             // A literal default, not the `message['content']` expression.
-            (!text.contains("message") && !text.contains("{{")).then(|| text.to_string())
+            (!text.contains("message") && !text.contains("{{"))
+                .then(|| text.replace("\\'", "'").replace("\\\\", "\\"))
         });
         Some(Self { default_system })
+    }
+
+    /// A ChatML Jinja template that renders as [`ChatTemplate::render`] does and that
+    /// [`ChatTemplate::from_jinja`] reads back to `self` (for `tokenizer_config.json`).
+    pub fn to_jinja(&self) -> String {
+        let system = self.default_system.as_ref().map_or(String::new(), |sys| {
+            format!(
+                "{{% if loop.first and messages[0]['role'] != 'system' %}}\
+                 {{{{ '<|im_start|>system\n{}<|im_end|>\n' }}}}{{% endif %}}",
+                sys.replace('\\', "\\\\").replace('\'', "\\'")
+            )
+        });
+        format!(
+            "{{% for message in messages %}}{system}{{{{'<|im_start|>' + message['role'] + '\n' + \
+             message['content'] + '<|im_end|>' + '\n'}}}}{{% endfor %}}\
+             {{% if add_generation_prompt %}}{{{{ '<|im_start|>assistant\n' }}}}{{% endif %}}"
+        )
     }
 
     /// The prompt text for `messages`, ending with the opening of the assistant's turn.

@@ -159,7 +159,7 @@ fn next_token_logp(policy: &TinyLm, batch: &TokenBatch) -> Vec<f32> {
 impl HeldOut {
     /// The warm start's test split.
     pub fn new(warm: &WarmStart, max_new_tokens: usize) -> Result<Self> {
-        let examples = sft_examples(&warm.splits.test)?;
+        let examples = sft_examples(&crate::vocab::Codec::Char, &warm.splits.test)?;
         let p: Vec<&[u32]> = examples.iter().map(|e| e.0.as_slice()).collect();
         let a: Vec<&[u32]> = examples.iter().map(|e| e.1.as_slice()).collect();
         let batch = TokenBatch::from_pairs(&p, &a)?;

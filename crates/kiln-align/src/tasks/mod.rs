@@ -91,6 +91,20 @@ pub struct Problem {
     pub instance: Instance,
 }
 
+/// The last maximal run of digits in `s`, with its minus sign when one precedes it.
+fn last_integer(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let end = b.iter().rposition(u8::is_ascii_digit)? + 1;
+    let mut start = end;
+    while start > 0 && b[start - 1].is_ascii_digit() {
+        start -= 1;
+    }
+    if start > 0 && b[start - 1] == b'-' {
+        start -= 1;
+    }
+    Some(s[start..end].to_string())
+}
+
 /// The verifier's judgement of a completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
@@ -101,6 +115,56 @@ pub struct Verdict {
 }
 
 impl Problem {
+    /// The answer a free-form completion states (a pretrained model writes prose, not just
+    /// the answer): the content of the last `\boxed{..}` if there is one, otherwise the last
+    /// non-empty line without an "answer:" / "the answer is" lead-in, spaces and trailing
+    /// periods dropped. Of an integer answer, the last integer right of the last `=` ("the
+    /// sum is 522", "37 + 485 = 522"); of countdown's expression, the run of expression
+    /// characters left of the last `=` ("so: 3*5+7 = 22"). [`Problem::verify`] then judges
+    /// it exactly.
+    pub fn extract_answer(&self, text: &str) -> String {
+        let boxed = text.rfind("\\boxed{").and_then(|at| {
+            let rest = &text[at + "\\boxed{".len()..];
+            rest.find('}').map(|end| rest[..end].to_string())
+        });
+        let mut s = boxed.unwrap_or_else(|| {
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_string()
+        });
+        let lower = s.to_lowercase();
+        for lead in ["the answer is", "answer:", "answer is"] {
+            if let Some(at) = lower.rfind(lead) {
+                s = s[at + lead.len()..].to_string();
+                break;
+            }
+        }
+        let mut s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        while s.ends_with('.') {
+            s.pop();
+        }
+        match self.instance {
+            Instance::Integer(_) => {
+                if let Some(at) = s.rfind('=') {
+                    s = s[at + 1..].to_string();
+                }
+                last_integer(&s).unwrap_or(s)
+            }
+            Instance::Countdown { .. } => {
+                if let Some(at) = s.rfind('=') {
+                    s.truncate(at);
+                }
+                // The expression is the trailing run of expression characters.
+                let start = s
+                    .rfind(|c: char| !(c.is_ascii_digit() || "+-*/()".contains(c)))
+                    .map_or(0, |i| i + 1);
+                s[start..].to_string()
+            }
+        }
+    }
+
     /// Checks a completion (the text after the prompt, without the end token).
     pub fn verify(&self, completion: &str) -> Verdict {
         match &self.instance {
@@ -389,6 +453,27 @@ mod tests {
     }
 
     #[test]
+    fn answers_are_extracted_from_prose() {
+        let p = Problem {
+            prompt: "37+485=".into(),
+            answer: "522".into(),
+            instance: Instance::Integer(522),
+        };
+        for text in [
+            "522",
+            "37 + 485 = 522.",
+            "Let me add.\nThe answer is 522.",
+            "Answer: 522",
+            "so the sum is \\boxed{522} indeed",
+            "The sum is 522.",
+        ] {
+            assert_eq!(p.extract_answer(text), "522", "{text:?}");
+        }
+        assert!(!p.verify(&p.extract_answer("37 + 485 = 521")).correct);
+        assert_eq!(p.extract_answer(""), "");
+    }
+
+    #[test]
     fn known_problems() {
         let p = Problem {
             prompt: "3,5,7:22=".into(),
@@ -398,6 +483,11 @@ mod tests {
                 target: 22,
             },
         };
+        assert!(
+            p.verify(&p.extract_answer("We can do it: 3 * 5 + 7 = 22."))
+                .correct
+        );
+        assert!(p.verify(&p.extract_answer("so \\boxed{7+5*3}")).correct);
         assert!(p.verify("3*5+7").correct);
         assert!(p.verify("7+5*3").correct);
         assert!(!p.verify("3*5+7+0").correct, "0 is not offered");

@@ -18,7 +18,6 @@ use crate::error::{Result, invalid};
 use crate::losses::{PreferenceLoss, preference_loss};
 use crate::policy::{SampleOptions, SequencePolicy, TokenBatch, host_logprobs, to_host};
 use crate::tasks::{Instance, Problem};
-use crate::vocab::{CharVocab, EOS};
 
 /// A preference pair of completions of one prompt (the observed label may be flipped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,18 +76,14 @@ pub fn verifiable_pairs<P: SequencePolicy>(
     }
     let prompts: Vec<Vec<u32>> = problems
         .iter()
-        .map(|p| CharVocab.encode(&p.prompt))
+        .map(|p| policy.codec().encode_prompt(&p.prompt))
         .collect::<Result<_>>()?;
     let drawn = if samples > 0 {
         policy.sample(&prompts, samples, sampling, rng)?
     } else {
         Vec::new()
     };
-    let with_eos = |text: &str| -> Result<Vec<u32>> {
-        let mut ids = CharVocab.encode(text)?;
-        ids.push(EOS);
-        Ok(ids)
-    };
+    let with_eos = |text: &str| policy.codec().encode_answer(text);
     let mut out = Vec::with_capacity(problems.len());
     for (i, (p, prompt)) in problems.iter().zip(prompts).enumerate() {
         let mut good = None;
@@ -97,7 +92,7 @@ pub fn verifiable_pairs<P: SequencePolicy>(
             if !c.finished {
                 continue;
             }
-            let ok = p.verify(&CharVocab.decode(&c.tokens)).correct;
+            let ok = policy.codec().verify(p, &c.tokens).correct;
             let slot = if ok { &mut good } else { &mut bad };
             if slot.is_none() {
                 *slot = Some(c.tokens.clone());
@@ -284,6 +279,7 @@ mod tests {
     use super::*;
     use crate::TinyLmConfig;
     use crate::policy::host_logprobs;
+    use crate::vocab::CharVocab;
     use kiln_rl::NoCallback;
     use kiln_tensor::testing::cpu;
     use rand::SeedableRng;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, invalid};
 use crate::policy::{Completion, SampleOptions, SequencePolicy, TokenBatch};
 use crate::tasks::{Problem, RewardConfig};
-use crate::vocab::CharVocab;
+use crate::vocab::Codec;
 
 /// Adam settings, learning rate and gradient clipping of a trainer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,11 +48,11 @@ impl OptimConfig {
     }
 }
 
-/// Prompts encoded once.
-pub fn encode_prompts(problems: &[Problem]) -> Result<Vec<Vec<u32>>> {
+/// Prompts encoded once with `codec`.
+pub fn encode_prompts(codec: &Codec, problems: &[Problem]) -> Result<Vec<Vec<u32>>> {
     problems
         .iter()
-        .map(|p| CharVocab.encode(&p.prompt))
+        .map(|p| codec.encode_prompt(&p.prompt))
         .collect()
 }
 
@@ -81,13 +81,13 @@ impl Rollout {
     ) -> Result<Self> {
         let prompts: Vec<Vec<u32>> = problems
             .iter()
-            .map(|p| CharVocab.encode(&p.prompt))
+            .map(|p| policy.codec().encode_prompt(&p.prompt))
             .collect::<Result<_>>()?;
         let completions = policy.sample(&prompts, group, opts, rng)?;
         let mut rewards = Vec::with_capacity(completions.len());
         let mut correct = Vec::with_capacity(completions.len());
         for (i, c) in completions.iter().enumerate() {
-            let v = problems[i / group].verify(&CharVocab.decode(&c.tokens));
+            let v = policy.codec().verify(problems[i / group], &c.tokens);
             rewards.push(reward.reward(v));
             correct.push(v.correct);
         }

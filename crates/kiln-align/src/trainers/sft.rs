@@ -16,7 +16,7 @@ use crate::error::{Result, invalid};
 use crate::losses::sft_loss;
 use crate::policy::{SequencePolicy, TokenBatch, to_host};
 use crate::tasks::Problem;
-use crate::vocab::{CharVocab, EOS};
+use crate::vocab::Codec;
 
 /// SFT hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,14 +127,15 @@ impl SftConfig {
     }
 }
 
-/// Prompt and answer ids of verified references (`answer + EOS`).
-pub fn sft_examples(problems: &[Problem]) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
+/// Prompt and answer ids of verified references (`answer + end of sequence`) in `codec`.
+pub fn sft_examples(codec: &Codec, problems: &[Problem]) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
     problems
         .iter()
         .map(|p| {
-            let mut answer = CharVocab.encode(&p.answer)?;
-            answer.push(EOS);
-            Ok((CharVocab.encode(&p.prompt)?, answer))
+            Ok((
+                codec.encode_prompt(&p.prompt)?,
+                codec.encode_answer(&p.answer)?,
+            ))
         })
         .collect()
 }
@@ -149,7 +150,7 @@ pub fn train_sft<P: SequencePolicy>(
     rng: &mut StdRng,
     callback: &mut dyn Callback,
 ) -> Result<(P, SftResolved)> {
-    let examples = sft_examples(problems)?;
+    let examples = sft_examples(policy.codec(), problems)?;
     let joined: Vec<Vec<u32>> = examples
         .iter()
         .map(|(p, a)| p.iter().chain(a).copied().collect())
