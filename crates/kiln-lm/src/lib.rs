@@ -25,6 +25,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod cpu_train;
 mod error;
 pub mod generate;
 pub mod gguf;
@@ -35,6 +36,7 @@ pub mod tokenizer;
 
 pub use config::LlamaConfig;
 pub use cpu::{CpuCache, CpuLlama};
+pub use cpu_train::{CpuTrainer, NextTokenBatch};
 pub use error::{LmError, Result};
 pub use generate::Decoder;
 pub use generate::{GenerateOptions, GenerateStats, Generation, StopReason, generate};
