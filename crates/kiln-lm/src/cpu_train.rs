@@ -718,7 +718,6 @@ fn head_loss_and_backward(
     (loss / f64::from(denom)) as f32
 }
 
-#[allow(clippy::too_many_arguments)]
 fn backward(
     c: &LlamaConfig,
     lay: &Layout,
