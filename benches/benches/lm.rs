@@ -1,7 +1,8 @@
 //! Language-model throughput on the CPU for a tiny Llama (about 3.4 M parameters: width 256,
 //! 4 layers, GQA 8/4 heads, a 4096-entry vocabulary): decode with the KV cache at batch 1 and
 //! 8 on both engines (the burn model and the host engine), a 128-token prompt, and training
-//! steps (8 x 128 tokens, next-token loss, forward + backward + AdamW).
+//! steps (8 x 128 tokens, next-token loss, forward + backward + AdamW) through burn autodiff
+//! (`adamw_step_8x128`) and on the host training engine (`host_adamw_step_8x128`).
 //!
 //! `cargo bench -p kiln-benches --bench lm`. Criterion's "elem/s" is tokens per second. The
 //! SmolLM2-135M figures against PyTorch and llama.cpp come from `benches/peers/lm_peers.py`.
@@ -11,7 +12,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_lm::generate::argmax;
-use kiln_lm::{CpuLlama, Decoder, Llama, LlamaConfig};
+use kiln_lm::{CpuLlama, CpuTrainer, Decoder, Llama, LlamaConfig, NextTokenBatch};
 
 const DECODE: usize = 32;
 const PROMPT: usize = 128;
@@ -120,6 +121,19 @@ fn training(c: &mut Criterion) {
             let grads = GradientsParams::from_grads(loss.backward(), &m);
             model = Some(optim.step(1e-4, m, grads));
         })
+    });
+    let settings = kiln_tensor::AdamSettings {
+        decoupled: true,
+        weight_decay: 0.01,
+        ..Default::default()
+    };
+    let start = Llama::init(&config(), &kiln_tensor::device().expect("device")).expect("model");
+    let mut host = CpuTrainer::from_model(&start, &settings).expect("host trainer");
+    let seqs = prompt(TRAIN_B * (TRAIN_T + 1));
+    let (inputs, targets) = NextTokenBatch::shift(&seqs, TRAIN_B).expect("batch");
+    let batch = NextTokenBatch::new(TRAIN_B, &inputs, &targets, None);
+    g.bench_function("host_adamw_step_8x128", |b| {
+        b.iter(|| host.train_step(&batch, 1e-4).expect("host step"))
     });
     g.finish();
 }

@@ -1,6 +1,6 @@
 //! Kiln's side of `benches/peers/lm_peers.py`: logits and greedy continuations of given
 //! prompt ids, Kiln's own tokenization of given texts, and timings (decode at batch 1 and 8,
-//! prompt processing, training tokens/s).
+//! prompt processing, training tokens/s on the burn model and on the host training engine).
 //!
 //! `cargo run --release -p kiln-lm --example lm_peer -- <model> <request.json> <out_dir>`
 //!
@@ -163,17 +163,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             t["train_len"].as_u64().unwrap_or(128) as usize,
         );
         let steps = t["train_steps"].as_u64().unwrap_or(3) as usize;
-        let ad = device.clone().autodiff();
-        let mut model = file.model(&ad)?;
-        let mut optim = kiln_tensor::AdamSettings {
+        let adam = kiln_tensor::AdamSettings {
             decoupled: true,
             weight_decay: 0.01,
             ..Default::default()
-        }
-        .build()?;
-        let ids: Vec<i64> = (0..tb * (tl + 1))
-            .map(|i| i64::from(long[i % long.len()]) + (i / (tl + 1)) as i64)
+        };
+        let ids: Vec<u32> = (0..tb * (tl + 1))
+            .map(|i| (long[i % long.len()] + (i / (tl + 1)) as u32) % v as u32)
             .collect();
+        // The mean seconds per step after one warm-up step.
+        let mean = |times: &[f64]| times[1..].iter().sum::<f64>() / steps as f64;
+        // The host engine first, then burn, back to back in this process.
+        let mut trainer = kiln_lm::CpuTrainer::from_model(&burn_model, &adam)?;
+        let (inputs, targets) = kiln_lm::NextTokenBatch::shift(&ids, tb)?;
+        let batch = kiln_lm::NextTokenBatch::new(tb, &inputs, &targets, None);
+        let mut times = Vec::new();
+        for _ in 0..steps + 1 {
+            let s = Instant::now();
+            trainer.train_step(&batch, 1e-5)?;
+            times.push(s.elapsed().as_secs_f64());
+        }
+        let host_s = mean(&times);
+        drop(trainer);
+        let ad = device.clone().autodiff();
+        let mut model = file.model(&ad)?;
+        let mut optim = adam.build()?;
+        let ids: Vec<i64> = ids.iter().map(|&x| i64::from(x)).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [tb, tl + 1]), &ad);
         let mut times = Vec::new();
         for _ in 0..steps + 1 {
@@ -186,8 +201,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             model = optim.step(1e-5, model, grads);
             times.push(s.elapsed().as_secs_f64());
         }
-        let mean = times[1..].iter().sum::<f64>() / steps as f64;
-        timing["train_tok_s"] = json!((tb * tl) as f64 / mean);
+        let burn_s = mean(&times);
+        timing["train_tok_s"] = json!((tb * tl) as f64 / burn_s);
+        timing["train_host_tok_s"] = json!((tb * tl) as f64 / host_s);
         timing["train_batch"] = json!(tb);
         timing["train_len"] = json!(tl);
     }

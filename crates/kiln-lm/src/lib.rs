@@ -5,7 +5,9 @@
 //! left-padded batches), real weights from GGUF files (F32, F16, BF16, Q8_0, Q4_0, Q4_1,
 //! dequantized to `f32`) and Hugging Face directories, the Hugging Face tokenizer built from
 //! `tokenizer.json` or from a GGUF vocabulary, ChatML chat templates, and seeded sampling
-//! with streaming. Trainers live in `kiln-align`; this crate holds none.
+//! with streaming, and a host training step ([`cpu_train`]: next-token cross-entropy,
+//! hand-written backward, AdamW) that trainers can run instead of burn autodiff on a CPU.
+//! The trainers themselves live in `kiln-align`.
 //!
 //! ```
 //! use kiln_lm::{GenerateOptions, generate, testing};
@@ -25,6 +27,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod cpu_train;
 mod error;
 pub mod generate;
 pub mod gguf;
@@ -35,6 +38,7 @@ pub mod tokenizer;
 
 pub use config::LlamaConfig;
 pub use cpu::{CpuCache, CpuLlama};
+pub use cpu_train::{CpuTrainer, NextTokenBatch};
 pub use error::{LmError, Result};
 pub use generate::Decoder;
 pub use generate::{GenerateOptions, GenerateStats, Generation, StopReason, generate};

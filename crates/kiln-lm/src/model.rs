@@ -17,6 +17,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Initializer, Linear};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -335,6 +336,144 @@ impl Llama {
             out.push(("lm_head.weight".into(), s, v));
         }
         out
+    }
+
+    /// The gradients in `grads` of every weight, in the names, order and layout of
+    /// [`Llama::hf_weights`] (zeros for a weight without a gradient): compares burn's
+    /// autodiff with the host training engine.
+    pub fn hf_grads(&self, grads: &GradientsParams) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mat = |w: &Param<Tensor<2>>| -> Vec<f32> {
+            let [i, o] = w.val().dims();
+            grads.get::<2>(w.id).map_or_else(
+                || vec![0.0; i * o],
+                |g| transpose(&g.into_data().iter::<f32>().collect::<Vec<_>>(), i, o),
+            )
+        };
+        let vec1 = |w: &Param<Tensor<1>>| -> Vec<f32> {
+            let [d] = w.val().dims();
+            grads
+                .get::<1>(w.id)
+                .map_or_else(|| vec![0.0; d], |g| g.into_data().iter::<f32>().collect())
+        };
+        let mut out = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let values = [
+                vec1(&layer.attn_norm),
+                mat(&layer.q.weight),
+                mat(&layer.k.weight),
+                mat(&layer.v.weight),
+                mat(&layer.o.weight),
+                vec1(&layer.mlp_norm),
+                mat(&layer.gate.weight),
+                mat(&layer.up.weight),
+                mat(&layer.down.weight),
+            ];
+            for ((name, shape), v) in hf_layer_tensors(&self.config, l).into_iter().zip(values) {
+                out.push((name, shape, v));
+            }
+        }
+        let e = &self.embed.weight;
+        let dims = e.val().dims().to_vec();
+        let ge = grads.get::<2>(e.id).map_or_else(
+            || vec![0.0; dims[0] * dims[1]],
+            |g| g.into_data().iter::<f32>().collect(),
+        );
+        out.push(("model.embed_tokens.weight".into(), dims, ge));
+        out.push((
+            "model.norm.weight".into(),
+            vec![self.config.hidden_size],
+            vec1(&self.norm),
+        ));
+        if let Some(h) = &self.lm_head {
+            let [d, v] = h.weight.val().dims();
+            out.push(("lm_head.weight".into(), vec![v, d], mat(&h.weight)));
+        }
+        out
+    }
+
+    /// This model with every weight replaced by `get`'s (Hugging Face names and layout, as
+    /// [`Llama::from_weights`] reads them), keeping each parameter's id, device and
+    /// autodiff flag, so optimizer state and checkpoints keep lining up.
+    pub fn load_hf_weights(self, get: &mut WeightFn<'_>) -> Result<Self> {
+        let c = self.config;
+        let replace = |t: Tensor<2>, v: Vec<f32>, transposed: bool| -> Tensor<2> {
+            let [a, b] = t.dims();
+            let v = if transposed { transpose(&v, b, a) } else { v };
+            let require_grad = t.is_require_grad();
+            Tensor::from_data(TensorData::new(v, [a, b]), &t.device())
+                .set_require_grad(require_grad)
+        };
+        let replace1 = |t: Tensor<1>, v: Vec<f32>| -> Tensor<1> {
+            let require_grad = t.is_require_grad();
+            let d = t.dims()[0];
+            Tensor::from_data(TensorData::new(v, [d]), &t.device()).set_require_grad(require_grad)
+        };
+        let mut fetch = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let v = get(name, shape)?;
+            let len = shape.iter().product::<usize>();
+            if v.len() == len {
+                Ok(v)
+            } else {
+                Err(LmError::Shape {
+                    what: "weight values",
+                    expected: len,
+                    got: v.len(),
+                })
+            }
+        };
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (l, layer) in self.layers.into_iter().enumerate() {
+            let names = hf_layer_tensors(&c, l);
+            let mut vals = Vec::with_capacity(names.len());
+            for (name, shape) in &names {
+                vals.push(fetch(name, shape)?);
+            }
+            let mut vals = vals.into_iter();
+            let mut next = || vals.next().unwrap_or_default();
+            let lin = |lin: Linear, v: Vec<f32>| Linear {
+                weight: lin.weight.map(|t| replace(t, v, true)),
+                bias: lin.bias,
+            };
+            let attn_norm = layer.attn_norm.map(|t| replace1(t, next()));
+            let q = lin(layer.q, next());
+            let k = lin(layer.k, next());
+            let v = lin(layer.v, next());
+            let o = lin(layer.o, next());
+            let mlp_norm = layer.mlp_norm.map(|t| replace1(t, next()));
+            layers.push(LlamaLayer {
+                attn_norm,
+                q,
+                k,
+                v,
+                o,
+                mlp_norm,
+                gate: lin(layer.gate, next()),
+                up: lin(layer.up, next()),
+                down: lin(layer.down, next()),
+            });
+        }
+        let (d, vocab) = (c.hidden_size, c.vocab_size);
+        let emb = fetch("model.embed_tokens.weight", &[vocab, d])?;
+        let norm = fetch("model.norm.weight", &[d])?;
+        let lm_head = match self.lm_head {
+            Some(h) => {
+                let v = fetch("lm_head.weight", &[vocab, d])?;
+                Some(Linear {
+                    weight: h.weight.map(|t| replace(t, v, true)),
+                    bias: h.bias,
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            embed: Embedding {
+                weight: self.embed.weight.map(|t| replace(t, emb, false)),
+            },
+            layers,
+            norm: self.norm.map(|t| replace1(t, norm)),
+            lm_head,
+            config: c,
+        })
     }
 
     /// The model's shape.

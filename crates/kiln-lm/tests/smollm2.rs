@@ -95,3 +95,59 @@ fn smollm2_loads_tokenizes_and_answers() {
     eprintln!("chat: {:?} ({:?})", g[0].text, g[0].stop);
     assert!(g[0].text.contains('4'), "{:?}", g[0].text);
 }
+
+/// The host training engine on the real model: the loss of a real sentence equals the burn
+/// model's, and the gradients of the final norm, a first-layer projection and the tied
+/// embedding equal burn autodiff's.
+#[test]
+#[ignore = "slow: downloads SmolLM2-135M (98 MB) and differentiates it twice"]
+fn smollm2_host_training_matches_burn_autodiff() {
+    use burn::optim::GradientsParams;
+    use burn::tensor::activation::log_softmax;
+    use burn::tensor::{Int, Tensor, TensorData};
+    use kiln_lm::{CpuTrainer, NextTokenBatch};
+
+    let device = cpu().autodiff();
+    let lm = load(&smollm2(), &device).expect("load SmolLM2");
+    let text = "The quick brown fox jumps over the lazy dog, and the dog sleeps on in the sun.";
+    let ids = lm.tokenizer.encode(text).unwrap();
+    let (inputs, targets) = NextTokenBatch::shift(&ids, 1).unwrap();
+    let t = inputs.len();
+    let batch = NextTokenBatch::new(1, &inputs, &targets, None);
+    let mut trainer = CpuTrainer::from_model(&lm.model, &Default::default()).unwrap();
+    let host_loss = trainer.loss_and_grads(&batch).unwrap();
+    let long = |v: &[u32], shape: Vec<usize>| {
+        TensorData::new(v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), shape)
+    };
+    let x = Tensor::<2, Int>::from_data(long(&inputs, vec![1, t]), &device);
+    let y = Tensor::<3, Int>::from_data(long(&targets, vec![1, t, 1]), &device);
+    let loss = log_softmax(lm.model.forward(x), 2)
+        .gather(2, y)
+        .mean()
+        .neg();
+    let burn_loss: f32 = loss.clone().into_data().iter::<f32>().next().unwrap();
+    assert!(
+        (host_loss - burn_loss).abs() < 1e-4,
+        "{host_loss} vs {burn_loss}"
+    );
+    let grads = GradientsParams::from_grads(loss.backward(), &lm.model);
+    for (name, _, g) in lm.model.hf_grads(&grads) {
+        if !(name == "model.norm.weight"
+            || name == "model.layers.0.self_attn.q_proj.weight"
+            || name == "model.layers.29.mlp.down_proj.weight"
+            || name == "model.embed_tokens.weight")
+        {
+            continue;
+        }
+        let mine = trainer.tensor_grad(&name).unwrap();
+        let scale = g.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let err = mine
+            .iter()
+            .zip(&g)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            err <= 2e-3 * scale,
+            "{name}: max error {err} against {scale}"
+        );
+    }
+}
