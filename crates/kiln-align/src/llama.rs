@@ -73,6 +73,14 @@ impl SequencePolicy for Llama {
     ) -> Result<Vec<Completion>> {
         sample_cached(self, &CHAR_CODEC, prompts, n, opts, rng)
     }
+
+    fn llama(&self) -> Option<&Llama> {
+        Some(self)
+    }
+
+    fn with_llama(self, model: Llama) -> Self {
+        model
+    }
 }
 
 /// Sampling with the KV cache (see the module docs), ending completions at `codec`'s
@@ -210,6 +218,17 @@ impl SequencePolicy for TokenizedLlama {
 
     fn codec(&self) -> &Codec {
         &self.codec
+    }
+
+    fn llama(&self) -> Option<&Llama> {
+        Some(&self.model)
+    }
+
+    fn with_llama(self, model: Llama) -> Self {
+        Self {
+            model,
+            codec: self.codec,
+        }
     }
 
     fn sample(

@@ -212,6 +212,17 @@ pub trait SequencePolicy: Module + Sized {
     fn codec(&self) -> &Codec {
         &CHAR_CODEC
     }
+    /// The `kiln_lm` Llama this policy is, if it is one: trainers with a host engine for the
+    /// Llama ([`kiln_lm::cpu_train`]) take it from here.
+    fn llama(&self) -> Option<&kiln_lm::Llama> {
+        None
+    }
+    /// This policy with its Llama replaced by `model` (trained weights coming back from a
+    /// host engine); only called when [`SequencePolicy::llama`] is `Some`.
+    fn with_llama(self, model: kiln_lm::Llama) -> Self {
+        let _ = model;
+        self
+    }
 
     /// Log-probabilities and entropies of the completion tokens of `batch` in one forward
     /// pass: entry `[b, t]` is `log pi(x_t | x_<t)` where `mask[b, t] = 1`, else 0.

@@ -159,6 +159,8 @@ pub fn run_lm(config: &RdpoLmConfig, progress: &mut dyn FnMut(&str)) -> Result<R
             epochs: config.sft_epochs,
             batch_size: Some(16),
             lr: Some(config.sft_lr),
+            // The recorded row was made on the burn engine; keep its numbers.
+            engine: crate::trainers::sft::SftEngine::Burn,
             ..SftConfig::default()
         };
         let mut rng = StdRng::seed_from_u64(seed);

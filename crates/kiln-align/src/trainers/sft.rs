@@ -4,8 +4,15 @@
 //! Scale: Part I") of the policy's non-embedding parameter count `N` and the run's token
 //! count `D = epochs * tokens of the training set`; the resolved values and their source are
 //! part of the config written to the run directory.
+//!
+//! Engines ([`SftEngine`]): burn autodiff for any [`SequencePolicy`], or, for a `kiln_lm`
+//! Llama on a CPU device, the host training engine [`kiln_lm::cpu_train::CpuTrainer`] (the
+//! same loss, gradient clipping and AdamW, with a hand-written backward and the unembedding
+//! fused with the cross-entropy; about 1.7x faster on SmolLM2-135M). Both visit the same
+//! batches in the same order; their numbers agree to `f32` rounding, not bit for bit.
 
 use burn::optim::GradientsParams;
+use kiln_lm::cpu_train::{CpuTrainer, NextTokenBatch};
 use kiln_rl::Callback;
 use kiln_tensor::{AdamSettings, clip_grad_norm, step_law};
 use rand::RngExt;
@@ -32,6 +39,22 @@ pub struct SftConfig {
     pub max_grad_norm: f64,
     /// Adam settings.
     pub adam: AdamSettings,
+    /// Which implementation trains (default `auto`).
+    #[serde(default)]
+    pub engine: SftEngine,
+}
+
+/// The implementation of the SFT step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SftEngine {
+    /// The host engine when the policy is a Llama on a CPU device, burn otherwise.
+    #[default]
+    Auto,
+    /// The host engine (an error for a policy that is not a Llama).
+    Host,
+    /// burn autodiff on the policy's device.
+    Burn,
 }
 
 impl Default for SftConfig {
@@ -42,6 +65,7 @@ impl Default for SftConfig {
             lr: None,
             max_grad_norm: 1.0,
             adam: AdamSettings::default(),
+            engine: SftEngine::Auto,
         }
     }
 }
@@ -156,14 +180,28 @@ pub fn train_sft<P: SequencePolicy>(
         .map(|(p, a)| p.iter().chain(a).copied().collect())
         .collect();
     let resolved = config.resolve(policy.non_embedding_params(), &joined)?;
+    let host = match config.engine {
+        SftEngine::Burn => false,
+        SftEngine::Auto => policy.llama().is_some() && kiln_tensor::is_cpu_device(&policy.device()),
+        SftEngine::Host => {
+            if policy.llama().is_none() {
+                return Err(invalid(
+                    "engine",
+                    "host",
+                    "the host engine trains kiln-lm Llama policies only",
+                ));
+            }
+            true
+        }
+    };
+    if host {
+        return train_sft_host(policy, &examples, config, resolved, rng, callback);
+    }
     let mut optim = config.adam.build()?;
     let (lr, bs) = (resolved.lr.value, resolved.batch_size.value);
     let mut step = 0u64;
     for _ in 0..config.epochs {
-        let mut order: Vec<usize> = (0..examples.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.random_range(0..=i));
-        }
+        let order = epoch_order(examples.len(), rng);
         for chunk in order.chunks(bs) {
             let p: Vec<&[u32]> = chunk.iter().map(|&i| examples[i].0.as_slice()).collect();
             let a: Vec<&[u32]> = chunk.iter().map(|&i| examples[i].1.as_slice()).collect();
@@ -195,6 +233,89 @@ pub fn train_sft<P: SequencePolicy>(
         }
     }
     Ok((policy, resolved))
+}
+
+/// Shuffled minibatches of example indices, one epoch at a time (shared by both engines,
+/// so they visit the same batches).
+fn epoch_order(n: usize, rng: &mut StdRng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    order
+}
+
+/// [`train_sft`] on the host engine: the masked loss of [`sft_loss`] as per-token weights
+/// (`w[r, t - 1] = mask[r, t]`: the weight of predicting token `t` from its prefix), the
+/// same clipping and AdamW step, the trained weights written back into the policy's Llama
+/// at the end (also when the callback stops the run).
+fn train_sft_host<P: SequencePolicy>(
+    policy: P,
+    examples: &[(Vec<u32>, Vec<u32>)],
+    config: &SftConfig,
+    resolved: SftResolved,
+    rng: &mut StdRng,
+    callback: &mut dyn Callback,
+) -> Result<(P, SftResolved)> {
+    let model_err = |e: kiln_lm::LmError| crate::error::AlignError::Model(e.to_string());
+    let Some(llama) = policy.llama() else {
+        return Err(invalid(
+            "engine",
+            "host",
+            "the host engine trains kiln-lm Llama policies only",
+        ));
+    };
+    let mut trainer = CpuTrainer::from_model(llama, &config.adam).map_err(model_err)?;
+    let (lr, bs) = (resolved.lr.value, resolved.batch_size.value);
+    let mut step = 0u64;
+    'epochs: for _ in 0..config.epochs {
+        let order = epoch_order(examples.len(), rng);
+        for chunk in order.chunks(bs) {
+            let p: Vec<&[u32]> = chunk.iter().map(|&i| examples[i].0.as_slice()).collect();
+            let a: Vec<&[u32]> = chunk.iter().map(|&i| examples[i].1.as_slice()).collect();
+            let batch = TokenBatch::from_pairs(&p, &a)?;
+            if batch.len > policy.context_len() {
+                return Err(crate::error::AlignError::TooLong {
+                    len: batch.len,
+                    max: policy.context_len(),
+                });
+            }
+            let (value, norm) = if batch.len < 2 {
+                (0.0, 0.0)
+            } else {
+                let (inputs, targets) =
+                    NextTokenBatch::shift(&batch.ids, batch.batch).map_err(model_err)?;
+                let weights: Vec<f32> = batch
+                    .mask
+                    .chunks_exact(batch.len)
+                    .flat_map(|row| row[1..].iter().copied())
+                    .collect();
+                let nb = NextTokenBatch::new(batch.batch, &inputs, &targets, Some(&weights));
+                let loss = trainer.loss_and_grads(&nb).map_err(model_err)?;
+                let norm = if config.max_grad_norm > 0.0 {
+                    trainer.clip_grad_norm(config.max_grad_norm)
+                } else {
+                    trainer.grad_norm()
+                };
+                trainer.adam_step(lr).map_err(model_err)?;
+                (f64::from(loss), norm)
+            };
+            step += 1;
+            let tokens = batch.completion_lengths().iter().sum::<usize>() as f64;
+            if !callback.on_update(
+                step,
+                &[
+                    ("train/loss", value),
+                    ("train/tokens", tokens),
+                    ("optim/grad_norm", norm),
+                ],
+            )? {
+                break 'epochs;
+            }
+        }
+    }
+    let trained = trainer.load_into(llama.clone()).map_err(model_err)?;
+    Ok((policy.with_llama(trained), resolved))
 }
 
 #[cfg(test)]
@@ -235,6 +356,85 @@ mod tests {
             ..SftConfig::default()
         };
         assert!(bad.validate().unwrap_err().to_string().contains("`lr`"));
+    }
+
+    /// Both engines run the same SFT on a tiny Llama: the same batches, losses, gradient
+    /// norms and final weights to `f32` rounding; the host engine needs a Llama.
+    #[test]
+    fn host_engine_equals_burn_engine() {
+        use crate::llama::tiny_char_llama;
+        let device = cpu().autodiff();
+        let splits =
+            TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 0, 24, 4).unwrap();
+        let mut runs = Vec::new();
+        for engine in [SftEngine::Burn, SftEngine::Host] {
+            kiln_tensor::Seeds::new(4).seed_device(&device);
+            let policy = tiny_char_llama(16, 1, &device).unwrap();
+            let config = SftConfig {
+                epochs: 2,
+                batch_size: Some(8),
+                lr: Some(3e-3),
+                max_grad_norm: 0.5,
+                engine,
+                ..SftConfig::default()
+            };
+            let mut log = vec![];
+            let mut cb = FnCallback(|_, m: &[(&str, f64)]| {
+                log.push((m[0].1, m[1].1, m[2].1));
+                true
+            });
+            let mut rng = StdRng::seed_from_u64(3);
+            let (trained, _) =
+                train_sft(policy, &splits.train, &config, &mut rng, &mut cb).unwrap();
+            runs.push((log, trained.hf_weights()));
+        }
+        let ((burn_log, burn_w), (host_log, host_w)) = (&runs[0], &runs[1]);
+        assert_eq!(burn_log.len(), 6);
+        for (b, h) in burn_log.iter().zip(host_log) {
+            assert!(
+                (b.0 - h.0).abs() < 1e-4 * b.0.abs().max(1.0),
+                "loss {b:?} {h:?}"
+            );
+            assert_eq!(b.1, h.1, "tokens");
+            assert!(
+                (b.2 - h.2).abs() < 1e-3 * b.2.max(1e-3),
+                "grad norm {b:?} {h:?}"
+            );
+        }
+        // Adam moves an entry by about lr whatever its gradient's size, so an entry whose
+        // gradient is rounding noise may step either way on the two engines: allow a few
+        // such entries, bounded by the total step length.
+        for ((name, _, b), (_, _, h)) in burn_w.iter().zip(host_w) {
+            let off = b
+                .iter()
+                .zip(h)
+                .filter(|(x, y)| (*x - *y).abs() > 1e-4)
+                .count();
+            let worst = b
+                .iter()
+                .zip(h)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                off * 200 <= b.len() && worst < 2.0 * 3e-3 * 6.0,
+                "{name}: {off} {worst}"
+            );
+        }
+        let tiny = TinyLmConfig::default().init(&device).unwrap();
+        let host = SftConfig {
+            engine: SftEngine::Host,
+            ..SftConfig::default()
+        };
+        let mut rng = StdRng::seed_from_u64(0);
+        let err = train_sft(
+            tiny,
+            &splits.train,
+            &host,
+            &mut rng,
+            &mut kiln_rl::NoCallback,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`engine`"), "{err}");
     }
 
     /// SFT on 1-digit addition drives the masked NLL from ~log(22) to under 0.6 nats.
