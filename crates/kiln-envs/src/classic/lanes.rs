@@ -23,8 +23,12 @@
 //! FMA (or on other targets and C libraries, whose error bounds differ) the
 //! batch steps use the scalar code.
 
-/// Copies advanced together by one batch kernel call (one AVX-512 register of doubles).
-pub(crate) const LANES: usize = 8;
+/// Copies advanced together by one batch kernel call: four AVX-512 registers
+/// of doubles per value, so that independent lanes keep the pipelines busy
+/// through the long dependency chains of double-double arithmetic (8 lanes
+/// ran Pendulum's batch step 1.7x faster than one by one, 32 lanes 2.2x).
+/// Vectors of fewer copies, and the last `n % LANES`, step one by one.
+pub(crate) const LANES: usize = 32;
 
 /// Largest distance, in ulps of `hi`, between the accurate value `hi + lo`
 /// and `hi` that still decides glibc's result: `0.43 + 0.0001` (this kernel's
@@ -265,6 +269,27 @@ pub(crate) fn sin_cos_lane(x: f64) -> (f64, f64, bool, bool) {
     )
 }
 
+/// The lanes whose flag is `false`, as bits (lane `i` is bit `i`). The
+/// fallbacks then loop over set bits, with one hard-to-predict branch per
+/// call (the loop's end) rather than one per lane.
+#[inline(always)]
+fn undecided(ok: &[bool; LANES]) -> u64 {
+    let mut m = 0;
+    for (i, &o) in ok.iter().enumerate() {
+        m |= u64::from(!o) << i;
+    }
+    m
+}
+
+/// Call `f` with each set bit's index.
+#[inline(always)]
+fn for_each_bit(mut m: u64, mut f: impl FnMut(usize)) {
+    while m != 0 {
+        f(m.trailing_zeros() as usize);
+        m &= m - 1;
+    }
+}
+
 /// `sin` and `cos` of every lane, bit-identical to `f64::sin`/`f64::cos`.
 #[inline(always)]
 pub(crate) fn sin_cos_lanes(x: &[f64; LANES], sin: &mut [f64; LANES], cos: &mut [f64; LANES]) {
@@ -273,14 +298,8 @@ pub(crate) fn sin_cos_lanes(x: &[f64; LANES], sin: &mut [f64; LANES], cos: &mut 
     for i in 0..LANES {
         (sin[i], cos[i], sin_ok[i], cos_ok[i]) = sin_cos_lane(x[i]);
     }
-    for i in 0..LANES {
-        if !sin_ok[i] {
-            sin[i] = x[i].sin();
-        }
-        if !cos_ok[i] {
-            cos[i] = x[i].cos();
-        }
-    }
+    for_each_bit(undecided(&sin_ok), |i| sin[i] = x[i].sin());
+    for_each_bit(undecided(&cos_ok), |i| cos[i] = x[i].cos());
 }
 
 /// `cos` of every lane, bit-identical to `f64::cos`.
@@ -292,11 +311,7 @@ pub(crate) fn cos_lanes(x: &[f64; LANES], cos: &mut [f64; LANES]) {
         cos[i] = c;
         cos_ok[i] = ok;
     }
-    for i in 0..LANES {
-        if !cos_ok[i] {
-            cos[i] = x[i].cos();
-        }
-    }
+    for_each_bit(undecided(&cos_ok), |i| cos[i] = x[i].cos());
 }
 
 /// [`super::py_square`] of every lane: the vectorizable fast path, then `pow`
@@ -307,11 +322,7 @@ pub(crate) fn py_square_lanes(x: &[f64; LANES], out: &mut [f64; LANES]) {
     for i in 0..LANES {
         (out[i], ok[i]) = super::py_square_fast(x[i]);
     }
-    for i in 0..LANES {
-        if !ok[i] {
-            out[i] = super::py_square(x[i]);
-        }
-    }
+    for_each_bit(undecided(&ok), |i| out[i] = super::py_square(x[i]));
 }
 
 #[cfg(test)]
