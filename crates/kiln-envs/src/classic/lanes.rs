@@ -269,6 +269,65 @@ pub(crate) fn sin_cos_lane(x: f64) -> (f64, f64, bool, bool) {
     )
 }
 
+/// `-1/7!` as a double-double (the third level of [`cos_lane`]'s sine).
+const S3: (f64, f64) = (-0.000_198_412_698_412_698_4, -1.720_955_829_342_070_5e-22);
+
+/// `cos x` for one lane: `(cos, decided)`, as [`sin_cos_lane`] but with one
+/// polynomial per lane instead of two. After the reduction, `cos x` is
+/// `+-cos r` or `+-sin r` by quadrant; both have the form
+/// `base + base z (L1 + z (L2 + z (L3 + z tail(z))))` (`base` = 1 or `r`),
+/// so each lane picks its coefficients and evaluates one chain (Acrobot's
+/// `_dsdt` takes two cosines per stage and no sines).
+#[inline(always)]
+pub(crate) fn cos_lane(x: f64) -> (f64, bool) {
+    let ax = x.abs();
+    let in_range = (ax >= 1.490_116_119_384_765_6e-8) & (ax <= 4096.0);
+    let t = x.mul_add(TWO_OVER_PI, ROUND_MAGIC);
+    let quadrant = t.to_bits() & 3;
+    let k = t - ROUND_MAGIC;
+    let (p, pe) = two_prod(k, PIO2_1);
+    let (a, ae) = two_sum(x - p, -pe);
+    let (q, qe) = two_prod(k, PIO2_2);
+    let (b, be) = two_sum(a, -q);
+    let (rh, rl) = fast_two_sum(b, ((ae + be) - qe) - k * PIO2_3);
+    let (zh, zl) = two_prod(rh, rh);
+
+    // odd quadrants need sin r
+    let sine = quadrant & 1 == 1;
+    let mut tail = 0.0_f64;
+    for j in (0..C_TAIL.len()).rev() {
+        tail = tail.mul_add(zh, if sine { S_TAIL[j + 1] } else { C_TAIL[j] });
+    }
+    let (l3, l2, l1) = if sine {
+        (S3, S2, S1)
+    } else {
+        (C3, C2, (-0.5, 0.0))
+    };
+    let (m, me) = two_prod(zh, tail);
+    let (c3, c3e) = fast_two_sum(l3.0, m);
+    let c3e = c3e + (me + l3.1 + zl * tail);
+    let (m, me) = dd_mul(zh, zl, c3, c3e);
+    let (c2, c2e) = fast_two_sum(l2.0, m);
+    let c2e = c2e + (me + l2.1);
+    let (m, me) = dd_mul(zh, zl, c2, c2e);
+    let (c1, c1e) = fast_two_sum(l1.0, m);
+    let c1e = c1e + (me + l1.1);
+    let (w, we) = dd_mul(zh, zl, c1, c1e);
+    let base = if sine { rh } else { 1.0 };
+    let (u, ue) = two_prod(base, w);
+    let ue = base.mul_add(we, ue);
+    let (h, l) = fast_two_sum(base, u);
+    // rl cos rh (sine) or -rl sin rh (cosine), each to 1e-4 relative
+    let rl_factor = if sine {
+        zh.mul_add(zh.mul_add(1.0 / 24.0, -0.5), 1.0)
+    } else {
+        -rh * zh.mul_add(zh.mul_add(1.0 / 120.0, -1.0 / 6.0), 1.0)
+    };
+    let (h, l) = fast_two_sum(h, l + (ue + rl * rl_factor));
+    let neg = (quadrant == 1) | (quadrant == 2);
+    (if neg { -h } else { h }, in_range & decided(h, l))
+}
+
 /// The lanes whose flag is `false`, as bits (lane `i` is bit `i`). The
 /// fallbacks then loop over set bits, with one hard-to-predict branch per
 /// call (the loop's end) rather than one per lane.
@@ -307,9 +366,7 @@ pub(crate) fn sin_cos_lanes(x: &[f64; LANES], sin: &mut [f64; LANES], cos: &mut 
 pub(crate) fn cos_lanes(x: &[f64; LANES], cos: &mut [f64; LANES]) {
     let mut cos_ok = [false; LANES];
     for i in 0..LANES {
-        let (_, c, _, ok) = sin_cos_lane(x[i]);
-        cos[i] = c;
-        cos_ok[i] = ok;
+        (cos[i], cos_ok[i]) = cos_lane(x[i]);
     }
     for_each_bit(undecided(&cos_ok), |i| cos[i] = x[i].cos());
 }
@@ -329,6 +386,12 @@ pub(crate) fn py_square_lanes(x: &[f64; LANES], out: &mut [f64; LANES]) {
 lane_kernel! {
     /// [`sin_cos_lanes`] compiled for `features` (for the tests and benchmarks of the kernel).
     pub(crate) fn sin_cos_block(x: &[f64; LANES], sin: &mut [f64; LANES], cos: &mut [f64; LANES]) = sin_cos_lanes;
+}
+
+#[cfg(test)]
+lane_kernel! {
+    /// [`cos_lanes`] compiled for `features` (for the tests).
+    pub(crate) fn cos_block(x: &[f64; LANES], cos: &mut [f64; LANES]) = cos_lanes;
 }
 
 #[cfg(test)]
@@ -437,10 +500,13 @@ mod tests {
         let check = |x: &[f64; LANES]| {
             let (mut s, mut c) = ([0.0; LANES], [0.0; LANES]);
             sin_cos_block(features, x, &mut s, &mut c);
+            let mut c_only = [0.0; LANES];
+            cos_block(features, x, &mut c_only);
             for i in 0..LANES {
                 let xi = x[i];
                 assert_eq!(s[i].to_bits(), xi.sin().to_bits(), "sin({xi:e})");
                 assert_eq!(c[i].to_bits(), xi.cos().to_bits(), "cos({xi:e})");
+                assert_eq!(c_only[i].to_bits(), xi.cos().to_bits(), "cos({xi:e}) alone");
             }
         };
         while inputs.len() % LANES != 0 {
