@@ -92,6 +92,9 @@ fn assert_same<E: Env>(
     assert_eq!(batch.infos(), plain.infos());
 }
 
+/// Draws a start state for one copy.
+type DrawState<'a> = &'a dyn Fn(&mut rand::rngs::Xoshiro256PlusPlus) -> Vec<f64>;
+
 /// Step both vectors with the same actions for `steps` steps; copy `bad`
 /// gets `bad_action` at step `bad_step` (both must then fail alike).
 #[allow(clippy::too_many_arguments)]
@@ -102,7 +105,7 @@ fn compare<E: Env>(
     seed: u64,
     steps: usize,
     mut action: impl FnMut(&mut rand::rngs::Xoshiro256PlusPlus) -> Action,
-    states: Option<&dyn Fn(&mut rand::rngs::Xoshiro256PlusPlus) -> Vec<f64>>,
+    states: Option<DrawState<'_>>,
     bad: Option<(usize, usize, Action)>,
 ) {
     let mut batch = VecEnv::from_fn(n, |i| Ok(TimeLimit::new(make(i), limit(i)))).expect("vec");

@@ -373,6 +373,8 @@ fn stage(y0: &[Lanes; 4], a: &Lanes, h: f64, k: &[Lanes; 4]) -> ([Lanes; 4], Lan
 /// [`Acrobot::dynamics_trig`], the next `(sin, cos)` of both angles and the
 /// terminal test for every lane, operation for operation.
 #[inline(always)]
+// lane loops index several arrays in lockstep; `&` of comparisons has no branch
+#[allow(clippy::needless_range_loop, clippy::manual_range_contains)]
 fn acrobot_lanes(k: &AcrobotConsts, b: &mut AcrobotBlock) {
     let y0 = b.s;
     let a = b.torque;

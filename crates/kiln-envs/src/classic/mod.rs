@@ -375,6 +375,7 @@ pub(crate) fn py_square(x: f64) -> f64 {
 /// The fast path of [`py_square`] without a branch (so lanes vectorize):
 /// `(x * x, decided)`; where `decided`, `pow(x, 2)` returns `x * x`.
 #[inline(always)]
+#[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
 pub(crate) fn py_square_fast(x: f64) -> (f64, bool) {
     const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
     let p = x * x;
@@ -411,6 +412,7 @@ pub(crate) fn py_square_f32(x: f32) -> f32 {
 
 /// The fast path of [`py_square_f32`] without a branch: `(rounded square, decided)`.
 #[inline(always)]
+#[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
 pub(crate) fn py_square_f32_fast(x: f32) -> (f32, bool) {
     const MANTISSA: u32 = 0x007f_ffff;
     let ax = x.abs();

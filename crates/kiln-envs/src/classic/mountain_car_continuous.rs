@@ -219,7 +219,7 @@ const HALF_TABLE: usize = 512;
 fn cos_near(x: f64) -> Option<f64> {
     // 1.5 * 2^52 / 128: adding it rounds x to a multiple of 1/128 (the sum's ulp).
     const ROUND_MAGIC: f64 = 52_776_558_133_248.0;
-    if !(x.abs() <= 4.0) {
+    if x.is_nan() || x.abs() > 4.0 {
         return None;
     }
     let table = TRIG_TABLE.get_or_init(|| {
