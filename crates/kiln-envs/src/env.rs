@@ -404,6 +404,18 @@ impl BatchOut<'_> {
         }
     }
 
+    /// Record a step of copy `i` with an empty info and no truncation, as
+    /// [`BatchOut::record`] would (kept inline: batch kernels call it per copy).
+    #[inline(always)]
+    pub(crate) fn record_untruncated(&mut self, i: usize, reward: f64, terminated: bool) {
+        self.rewards[i] = reward;
+        self.terminated[i] = terminated;
+        self.truncated[i] = false;
+        if !self.infos[i].is_empty() {
+            self.infos[i] = Info::new();
+        }
+    }
+
     /// Step copy `i` one by one with [`Env::step_into`] (the fallback of batch steps).
     #[inline]
     pub fn step_one<E: Env>(

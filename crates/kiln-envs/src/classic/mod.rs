@@ -300,15 +300,7 @@ pub(crate) fn step_lane_blocks<T, M: LaneModel>(
                     if terminated {
                         c.phase = Phase::Ended;
                     }
-                    out.record(
-                        i,
-                        Transition {
-                            reward,
-                            terminated,
-                            truncated: false,
-                            info: Info::new(),
-                        },
-                    );
+                    out.record_untruncated(i, reward, terminated);
                 }
             } else {
                 for (lane, (item, a)) in chunk.iter_mut().zip(acts).enumerate() {
