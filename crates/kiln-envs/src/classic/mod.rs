@@ -358,14 +358,25 @@ pub(crate) fn symmetric_f32_box(high: &[f64]) -> Result<Space, EnvError> {
 /// (`black_box` keeps LLVM from rewriting `pow(x, 2.0)` as `x * x`).
 #[inline]
 pub(crate) fn py_square(x: f64) -> f64 {
-    match py_square_fast(x) {
-        (p, true) => p,
-        _ => x.powf(std::hint::black_box(2.0)),
+    const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
+    let p = x * x;
+    if (8.673_617_379_884_035e-19..1.152_921_504_606_847e18).contains(&p) {
+        // Veltkamp split and Dekker's error term: x*x = p + err exactly.
+        let c = 134_217_729.0 * x;
+        let hi = c - (c - x);
+        let lo = x - hi;
+        let err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
+        let ulp = f64::from_bits(p.to_bits() & 0x7ff0_0000_0000_0000) * f64::EPSILON;
+        if err == 0.0 || (err.abs() < 0.47 * ulp && p.to_bits() & MANTISSA != 0) {
+            return p;
+        }
     }
+    x.powf(std::hint::black_box(2.0))
 }
 
-/// The fast path of [`py_square`] without a branch (so lanes vectorize):
-/// `(x * x, decided)`; where `decided`, `pow(x, 2)` returns `x * x`.
+/// The fast path of [`py_square`] (the same arithmetic and test) without a
+/// branch, so lanes vectorize: `(x * x, decided)`; where `decided`,
+/// `pow(x, 2)` returns `x * x`. The scalar function keeps its own branches.
 #[inline(always)]
 #[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
 pub(crate) fn py_square_fast(x: f64) -> (f64, bool) {
@@ -396,13 +407,22 @@ pub(crate) fn py_square_fast(x: f64) -> (f64, bool) {
 /// within 0.5 ulp and rounds to `r` as well. Other inputs (about 10 %) call `powf`.
 #[inline]
 pub(crate) fn py_square_f32(x: f32) -> f32 {
-    match py_square_f32_fast(x) {
-        (r, true) => r,
-        _ => x.powf(std::hint::black_box(2.0)),
+    const MANTISSA: u32 = 0x007f_ffff;
+    let ax = x.abs();
+    if (0.003_906_25..=256.0).contains(&ax) {
+        let e = f64::from(x) * f64::from(x);
+        let r = e as f32;
+        let err = e - f64::from(r); // exact (both within one float32 ulp)
+        let ulp = f64::from(f32::from_bits(r.to_bits() & 0x7f80_0000)) * f64::from(f32::EPSILON);
+        if err == 0.0 || (err.abs() < 0.45 * ulp && r.to_bits() & MANTISSA != 0) {
+            return r;
+        }
     }
+    x.powf(std::hint::black_box(2.0))
 }
 
-/// The fast path of [`py_square_f32`] without a branch: `(rounded square, decided)`.
+/// The fast path of [`py_square_f32`] (the same arithmetic and test) without
+/// a branch: `(rounded square, decided)`.
 #[inline(always)]
 #[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
 pub(crate) fn py_square_f32_fast(x: f32) -> (f32, bool) {
@@ -471,6 +491,33 @@ mod tests {
                 "x = {y:e}"
             );
         }
+    }
+
+    /// The branch-free fast paths of the batch kernels agree with the C library
+    /// wherever they decide.
+    #[test]
+    fn branch_free_squares_agree_with_libm() {
+        use super::{py_square_f32_fast, py_square_fast};
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(4);
+        let (two, two_f32) = (std::hint::black_box(2.0), std::hint::black_box(2.0f32));
+        let mut decided = 0;
+        for i in 0..1_000_000 {
+            let x: f64 = match i % 3 {
+                0 => rng.random_range(-10.0..10.0),
+                1 => rng.random_range(-40.0..40.0),
+                _ => rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(-12..12)),
+            };
+            if let (p, true) = py_square_fast(x) {
+                assert_eq!(p.to_bits(), x.powf(two).to_bits(), "x = {x:e}");
+                decided += 1;
+            }
+            let y = x as f32;
+            if let (r, true) = py_square_f32_fast(y) {
+                assert_eq!(r.to_bits(), y.powf(two_f32).to_bits(), "x = {y:e}");
+            }
+        }
+        assert!(decided > 800_000, "{decided}");
     }
 
     /// Every float32 in the fast path's range, positive and negative.

@@ -74,16 +74,24 @@ impl PendulumParams {
 /// one exact subtraction (Sterbenz) or the same rounded addition NumPy does.
 #[inline]
 pub fn angle_normalize(x: f64) -> f64 {
-    match angle_normalize_fast(x) {
-        (r, true) => r,
-        _ => {
-            (x + std::f64::consts::PI).rem_euclid(2.0 * std::f64::consts::PI) - std::f64::consts::PI
-        }
-    }
+    let pi = std::f64::consts::PI;
+    let two_pi = 2.0 * pi;
+    let a = x + pi;
+    let r = if (0.0..two_pi).contains(&a) {
+        a
+    } else if (two_pi..2.0 * two_pi).contains(&a) {
+        a - two_pi
+    } else if a < 0.0 && a > -two_pi {
+        a + two_pi
+    } else {
+        a.rem_euclid(two_pi)
+    };
+    r - pi
 }
 
-/// [`angle_normalize`] on `x + pi` in `(-2 pi, 4 pi)` without a branch (so
-/// lanes vectorize): `(result, covered)`.
+/// [`angle_normalize`] for `x + pi` in `(-2 pi, 4 pi)` (its first three
+/// cases, the same operations) without a branch, so lanes vectorize:
+/// `(result, covered)`; the lanes not covered call [`angle_normalize`].
 #[inline(always)]
 fn angle_normalize_fast(x: f64) -> (f64, bool) {
     let pi = std::f64::consts::PI;
