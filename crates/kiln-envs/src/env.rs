@@ -376,9 +376,10 @@ pub struct BatchOut<'a> {
 }
 
 impl BatchOut<'_> {
-    /// The first `n` rows.
+    /// The first `n` rows (all of them if there are fewer).
     pub fn head(&mut self, n: usize) -> BatchOut<'_> {
         let d = self.row_len();
+        let n = n.min(self.len());
         BatchOut {
             obs: &mut self.obs[..n * d],
             rewards: &mut self.rewards[..n],
@@ -388,6 +389,26 @@ impl BatchOut<'_> {
         }
     }
 
+    /// Number of rows (copies).
+    pub fn len(&self) -> usize {
+        self.rewards.len()
+    }
+
+    /// `true` when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rewards.is_empty()
+    }
+
+    /// `true` when every buffer has one entry per row for `n` copies with
+    /// `d` observation values each (what a batch step may index).
+    pub fn fits(&self, n: usize, d: usize) -> bool {
+        self.rewards.len() == n
+            && self.terminated.len() == n
+            && self.truncated.len() == n
+            && self.infos.len() == n
+            && Some(self.obs.len()) == n.checked_mul(d)
+    }
+
     /// Length of one observation row.
     pub fn row_len(&self) -> usize {
         self.obs.len().checked_div(self.rewards.len()).unwrap_or(0)
@@ -395,7 +416,7 @@ impl BatchOut<'_> {
 
     /// Record copy `i`'s transition (its observation is already in its row).
     #[inline]
-    pub fn record(&mut self, i: usize, t: Transition) {
+    pub(crate) fn record(&mut self, i: usize, t: Transition) {
         self.rewards[i] = t.reward;
         self.terminated[i] = t.terminated;
         self.truncated[i] = t.truncated;
@@ -418,7 +439,7 @@ impl BatchOut<'_> {
 
     /// Step copy `i` one by one with [`Env::step_into`] (the fallback of batch steps).
     #[inline]
-    pub fn step_one<E: Env>(
+    pub(crate) fn step_one<E: Env>(
         &mut self,
         i: usize,
         env: &mut E,

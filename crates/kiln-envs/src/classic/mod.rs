@@ -267,8 +267,8 @@ pub(crate) fn step_lane_blocks<T, M: LaneModel>(
 ) -> Option<Result<(), (usize, EnvError)>> {
     use lanes::LANES;
     let features = lanes::vector_features()?;
-    let d = out.row_len();
-    if d != M::OBS_LEN || actions.len() != items.len() {
+    let d = M::OBS_LEN;
+    if !out.fits(items.len(), d) || actions.len() != items.len() {
         return None;
     }
     let mut run = |out: &mut BatchOut<'_>| -> Result<(), (usize, EnvError)> {

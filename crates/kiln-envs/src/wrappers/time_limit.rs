@@ -76,6 +76,9 @@ impl<E: Env> Env for TimeLimit<E> {
         actions: &[Action],
         mut out: BatchOut<'_>,
     ) -> Option<Result<(), (usize, EnvError)>> {
+        if actions.len() != items.len() || out.len() != items.len() {
+            return None;
+        }
         let live = items
             .iter_mut()
             .position(|t| inner(t).ended)
