@@ -211,13 +211,13 @@ pub(crate) fn sin_cos_lane(x: f64) -> (f64, f64, bool, bool) {
     let t = x.mul_add(TWO_OVER_PI, ROUND_MAGIC);
     let quadrant = t.to_bits() & 3;
     let k = t - ROUND_MAGIC;
-    // r = x - k pi/2 as rh + rl. k * PIO2_1 is split exactly; x - p is exact
-    // (|x - p| <= pi/4 + tiny <= |x|, both multiples of the smaller ulp).
-    let (p, pe) = two_prod(k, PIO2_1);
-    let (a, ae) = two_sum(x - p, -pe);
+    // r = x - k pi/2 as rh + rl. x - k PIO2_1 is exact in one FMA: it is a
+    // multiple of min(ulp x, ulp PIO2_1) >= 2^-53 below pi/4 + tiny, so it
+    // fits in 53 bits.
+    let a = (-k).mul_add(PIO2_1, x);
     let (q, qe) = two_prod(k, PIO2_2);
     let (b, be) = two_sum(a, -q);
-    let (rh, rl) = fast_two_sum(b, ((ae + be) - qe) - k * PIO2_3);
+    let (rh, rl) = fast_two_sum(b, (be - qe) - k * PIO2_3);
 
     // z = rh^2 exactly.
     let (zh, zl) = two_prod(rh, rh);
@@ -290,11 +290,10 @@ pub(crate) fn cos_lane(x: f64) -> (f64, bool) {
     let t = x.mul_add(TWO_OVER_PI, ROUND_MAGIC);
     let quadrant = t.to_bits() & 3;
     let k = t - ROUND_MAGIC;
-    let (p, pe) = two_prod(k, PIO2_1);
-    let (a, ae) = two_sum(x - p, -pe);
+    let a = (-k).mul_add(PIO2_1, x); // exact, as in `sin_cos_lane`
     let (q, qe) = two_prod(k, PIO2_2);
     let (b, be) = two_sum(a, -q);
-    let (rh, rl) = fast_two_sum(b, ((ae + be) - qe) - k * PIO2_3);
+    let (rh, rl) = fast_two_sum(b, (be - qe) - k * PIO2_3);
     let (zh, zl) = two_prod(rh, rh);
 
     // odd quadrants need sin r
