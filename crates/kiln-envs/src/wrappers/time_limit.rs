@@ -79,6 +79,10 @@ impl<E: Env> Env for TimeLimit<E> {
         if actions.len() != items.len() || out.len() != items.len() {
             return None;
         }
+        // An empty batch (which touches nothing) asks whether the wrapped
+        // environment has a batch step at all, before the scan below costs
+        // the one-by-one path anything.
+        E::try_step_batch(&mut items[..0], &wrapped(inner), &[], out.head(0))?.ok()?;
         let live = items
             .iter_mut()
             .position(|t| inner(t).ended)
