@@ -4,6 +4,11 @@
 //! copies. Finished episodes auto-reset, as in the Gymnasium/EnvPool/gymnax
 //! peers measured by `benches/peers/envs_peers.py`.
 //!
+//! From 32 copies on, `VecEnv` advances Pendulum and Acrobot with their batch
+//! kernels (vector math, bit-identical to the scalar step, where the CPU has
+//! AVX2/AVX-512 and FMA); `envs/vec_one_by_one/.../N=256` steps the same
+//! vectors copy by copy, the A/B of that path in one run.
+//!
 //! Run: `cargo bench -p kiln-benches --bench envs`.
 
 use std::hint::black_box;
@@ -12,7 +17,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_envs::classic::{Acrobot, CartPole, MountainCarContinuous, Pendulum};
 use kiln_envs::wrappers::TimeLimit;
-use kiln_envs::{Action, Env, VecEnv, make};
+use kiln_envs::{Action, Env, EnvError, Info, Space, Transition, VecEnv, make};
 
 /// Steps per timed iteration of the single-environment loops.
 const STEPS: usize = 1000;
@@ -87,6 +92,47 @@ fn vectorized<E: Env>(c: &mut Criterion, name: &str, make_env: impl Fn() -> E) {
     group.finish();
 }
 
+/// An environment without a batch step, so `VecEnv` steps it copy by copy.
+struct OneByOne<E>(E);
+
+impl<E: Env> Env for OneByOne<E> {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn observation_space(&self) -> &Space {
+        self.0.observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        self.0.action_space()
+    }
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<Info, EnvError> {
+        self.0.reset_into(seed, obs)
+    }
+    fn step_into(&mut self, action: &Action, obs: &mut [f64]) -> Result<Transition, EnvError> {
+        self.0.step_into(action, obs)
+    }
+}
+
+/// `VecEnv` of N = 256 copies stepped one by one (the path before batch kernels).
+fn vectorized_one_by_one<E: Env>(c: &mut Criterion, name: &str, make_env: impl Fn() -> E) {
+    let mut group = c.benchmark_group(format!("envs/vec_one_by_one/{name}"));
+    let n = 256;
+    let mut v = VecEnv::from_fn(n, |_| Ok(OneByOne(make_env()))).expect("vec env");
+    v.reset(Some(0)).expect("reset");
+    let probe = make_env();
+    let rounds: Vec<Vec<Action>> = (0..64).map(|_| actions(&probe, n)).collect();
+    let mut k = 0;
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(format!("N={n}"), |b| {
+        b.iter(|| {
+            v.step(&rounds[k & 63]).expect("step");
+            k += 1;
+            black_box(v.observations());
+        })
+    });
+    group.finish();
+}
+
 fn classic_control(c: &mut Criterion) {
     single(c, "CartPole-v1", CartPole::default());
     single(c, "Pendulum-v1", Pendulum::default());
@@ -115,6 +161,10 @@ fn classic_control(c: &mut Criterion) {
         TimeLimit::new(MountainCarContinuous::default(), 999)
     });
     vectorized(c, "Acrobot-v1", || TimeLimit::new(Acrobot::default(), 500));
+    vectorized_one_by_one(c, "Pendulum-v1", || {
+        TimeLimit::new(Pendulum::default(), 200)
+    });
+    vectorized_one_by_one(c, "Acrobot-v1", || TimeLimit::new(Acrobot::default(), 500));
 }
 
 criterion_group! {

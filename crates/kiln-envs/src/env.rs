@@ -289,6 +289,32 @@ pub trait Env: Send {
         })
     }
 
+    /// Step many copies at once, as calling [`Env::step_into`] on each in
+    /// order would (without auto-reset): copy `i` is `inner(&mut items[i])`,
+    /// stepped with `actions[i]` into row `i` of `out`. `None` (touching
+    /// nothing) where the environment has no batch step, so the caller steps
+    /// the copies one by one; otherwise `Some(Err((i, e)))` for the first copy
+    /// `i` that fails, with the copies before it stepped and it and the later
+    /// ones untouched, exactly as the one-by-one loop leaves them.
+    ///
+    /// [`VecEnv`](crate::VecEnv) steps through this so that environments whose
+    /// copies can advance together (classic control, with vector math)
+    /// override it; an override must give the one-by-one results bit for bit.
+    /// `inner` reaches this environment inside one of the vector's copies, so a
+    /// wrapper's override can forward to the environment it wraps.
+    fn try_step_batch<T>(
+        items: &mut [T],
+        inner: &impl Fn(&mut T) -> &mut Self,
+        actions: &[Action],
+        out: BatchOut<'_>,
+    ) -> Option<Result<(), (usize, EnvError)>>
+    where
+        Self: Sized,
+    {
+        let _ = (items, inner, actions, out);
+        None
+    }
+
     /// Draw the current state.
     fn render(&self) -> Result<RgbImage, EnvError> {
         Err(EnvError::Unsupported {
@@ -331,6 +357,100 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn render(&self) -> Result<RgbImage, EnvError> {
         (**self).render()
+    }
+}
+
+/// The rows a batch step writes ([`Env::try_step_batch`]), row `i` for copy `i`.
+#[derive(Debug)]
+pub struct BatchOut<'a> {
+    /// Observations, one row of `obs.len() / rewards.len()` values per copy.
+    pub obs: &'a mut [f64],
+    /// Rewards.
+    pub rewards: &'a mut [f64],
+    /// Termination flags.
+    pub terminated: &'a mut [bool],
+    /// Truncation flags.
+    pub truncated: &'a mut [bool],
+    /// Infos (a step with an empty info clears the row's).
+    pub infos: &'a mut [Info],
+}
+
+impl BatchOut<'_> {
+    /// The first `n` rows (all of them if there are fewer).
+    pub fn head(&mut self, n: usize) -> BatchOut<'_> {
+        let d = self.row_len();
+        let n = n.min(self.len());
+        BatchOut {
+            obs: &mut self.obs[..n * d],
+            rewards: &mut self.rewards[..n],
+            terminated: &mut self.terminated[..n],
+            truncated: &mut self.truncated[..n],
+            infos: &mut self.infos[..n],
+        }
+    }
+
+    /// Number of rows (copies).
+    pub fn len(&self) -> usize {
+        self.rewards.len()
+    }
+
+    /// `true` when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rewards.is_empty()
+    }
+
+    /// `true` when every buffer has one entry per row for `n` copies with
+    /// `d` observation values each (what a batch step may index).
+    pub fn fits(&self, n: usize, d: usize) -> bool {
+        self.rewards.len() == n
+            && self.terminated.len() == n
+            && self.truncated.len() == n
+            && self.infos.len() == n
+            && Some(self.obs.len()) == n.checked_mul(d)
+    }
+
+    /// Length of one observation row.
+    pub fn row_len(&self) -> usize {
+        self.obs.len().checked_div(self.rewards.len()).unwrap_or(0)
+    }
+
+    /// Record copy `i`'s transition (its observation is already in its row).
+    #[inline]
+    pub(crate) fn record(&mut self, i: usize, t: Transition) {
+        self.rewards[i] = t.reward;
+        self.terminated[i] = t.terminated;
+        self.truncated[i] = t.truncated;
+        if !(t.info.is_empty() && self.infos[i].is_empty()) {
+            self.infos[i] = t.info;
+        }
+    }
+
+    /// Record a step of copy `i` with an empty info and no truncation, as
+    /// [`BatchOut::record`] would (kept inline: batch kernels call it per copy).
+    #[inline(always)]
+    pub(crate) fn record_untruncated(&mut self, i: usize, reward: f64, terminated: bool) {
+        self.rewards[i] = reward;
+        self.terminated[i] = terminated;
+        self.truncated[i] = false;
+        if !self.infos[i].is_empty() {
+            self.infos[i] = Info::new();
+        }
+    }
+
+    /// Step copy `i` one by one with [`Env::step_into`] (the fallback of batch steps).
+    #[inline]
+    pub(crate) fn step_one<E: Env>(
+        &mut self,
+        i: usize,
+        env: &mut E,
+        action: &Action,
+    ) -> Result<(), (usize, EnvError)> {
+        let d = self.row_len();
+        let t = env
+            .step_into(action, &mut self.obs[i * d..(i + 1) * d])
+            .map_err(|e| (i, e))?;
+        self.record(i, t);
+        Ok(())
     }
 }
 

@@ -48,7 +48,7 @@ pub mod tax_economy;
 pub mod vector;
 pub mod wrappers;
 
-pub use env::{Action, Env, EnvRng, Info, Step, Transition, seeded_rng};
+pub use env::{Action, BatchOut, Env, EnvRng, Info, Step, Transition, seeded_rng};
 pub use error::EnvError;
 pub use registry::{EnvSpec, make, make_with, spec, specs};
 pub use render::{RgbImage, save_gif};

@@ -12,7 +12,7 @@
 //! Seeding: `reset(Some(s))` seeds copy `i` with `s + i` (Gymnasium's
 //! `seed=[s, s+1, ...]`); auto-resets continue each copy's own stream.
 
-use crate::env::{Action, Env, Info};
+use crate::env::{Action, BatchOut, Env, Info};
 use crate::error::EnvError;
 use crate::space::Space;
 
@@ -40,7 +40,10 @@ impl Buffers {
     }
 }
 
-/// Step a contiguous group of copies (shared by the serial and threaded versions).
+/// Step a contiguous group of copies (shared by the serial and threaded
+/// versions): through the environment's batch step where it has one (then
+/// auto-reset the copies that ended, up to a failing one), else one by one
+/// with the auto-reset of each copy right after its step.
 #[allow(clippy::too_many_arguments)]
 fn step_group<E: Env>(
     envs: &mut [E],
@@ -53,6 +56,28 @@ fn step_group<E: Env>(
     truncated: &mut [bool],
     infos: &mut [Info],
 ) -> Result<(), EnvError> {
+    let out = BatchOut {
+        obs: &mut *obs,
+        rewards: &mut *rewards,
+        terminated: &mut *terminated,
+        truncated: &mut *truncated,
+        infos: &mut *infos,
+    };
+    if let Some(stepped) = E::try_step_batch(envs, &|e: &mut E| e, actions, out) {
+        let upto = match &stepped {
+            Ok(()) => envs.len(),
+            Err((i, _)) => *i,
+        };
+        for (i, env) in envs[..upto].iter_mut().enumerate() {
+            if terminated[i] || truncated[i] {
+                let row = &mut obs[i * d..(i + 1) * d];
+                final_obs[i * d..(i + 1) * d].copy_from_slice(row);
+                let reset_info = env.reset_into(None, row)?;
+                infos[i].extend(reset_info);
+            }
+        }
+        return stepped.map_err(|(_, e)| e);
+    }
     for (i, env) in envs.iter_mut().enumerate() {
         let row = &mut obs[i * d..(i + 1) * d];
         let t = env.step_into(&actions[i], row)?;

@@ -64,11 +64,12 @@ fn single<E: Env>(mut env: E) {
     let _ = episodes;
 }
 
+/// 40 copies: one full block of the batch kernels (32) and a rest stepped one by one.
 fn vectorized<E: Env>(make: impl Fn() -> E) {
-    let mut v = VecEnv::from_fn(16, |_| Ok(make())).expect("vec env");
+    let mut v = VecEnv::from_fn(40, |_| Ok(make())).expect("vec env");
     v.reset(Some(0)).expect("reset");
     let probe = make();
-    let rounds: Vec<Vec<Action>> = (0..8).map(|_| actions(&probe, 16)).collect();
+    let rounds: Vec<Vec<Action>> = (0..8).map(|_| actions(&probe, 40)).collect();
     let mut done = 0;
     let n = allocations(|| {
         for k in 0..2_000 {

@@ -9,8 +9,9 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
-use super::{Classic, Model};
-use crate::env::{Action, EnvRng};
+use super::lanes::{self, LANES, VectorFeatures};
+use super::{Classic, LaneModel, Model};
+use crate::env::{Action, BatchOut, EnvRng};
 use crate::error::EnvError;
 use crate::space::{Space, discrete_index};
 
@@ -181,6 +182,15 @@ impl Model for AcrobotModel {
         obs[..6].copy_from_slice(&[cos0, sin0, cos1, sin1, s[2], s[3]]);
     }
 
+    fn step_batch<T>(
+        items: &mut [T],
+        inner: &impl Fn(&mut T) -> &mut Classic<Self>,
+        actions: &[Action],
+        out: BatchOut<'_>,
+    ) -> Option<Result<(), (usize, EnvError)>> {
+        super::step_lane_blocks(items, inner, actions, out)
+    }
+
     #[inline]
     fn step(
         &mut self,
@@ -202,6 +212,261 @@ impl AcrobotModel {
         self.write_obs(obs);
         // Gymnasium's `_terminal`, reusing cos(theta1) of the observation
         let terminated = -obs[0] - (self.state[1] + self.state[0]).cos() > 1.0;
+        (if terminated { 0.0 } else { -1.0 }, terminated)
+    }
+}
+
+/// A block of acrobots: state, `(sin, cos)` of `theta2`, torque and the step's results per lane.
+#[derive(Debug, Default)]
+pub struct AcrobotBlock {
+    s: [[f64; LANES]; 4],
+    sin_t2: [f64; LANES],
+    cos_t2: [f64; LANES],
+    torque: [f64; LANES],
+    sin_t1: [f64; LANES],
+    cos_t1: [f64; LANES],
+    terminal: [bool; LANES],
+}
+
+/// The products of parameters in `_dsdt`, each computed in the order
+/// [`Acrobot::dsdt_trig`] multiplies them (so the values are the same).
+#[derive(Debug)]
+struct AcrobotConsts {
+    dt: f64,
+    dt2: f64,
+    h: f64,
+    /// `m1 * lc1**2`
+    m1_lc1_sq: f64,
+    /// `l1**2 + lc2**2`
+    l1_sq_lc2_sq: f64,
+    /// `2 * l1 * lc2`
+    two_l1_lc2: f64,
+    lc2_sq: f64,
+    /// `l1 * lc2`
+    l1_lc2: f64,
+    m2: f64,
+    i1: f64,
+    i2: f64,
+    /// `m2 * lc2 * g`
+    phi2_gain: f64,
+    /// `-m2 * l1 * lc2`
+    centrifugal_gain: f64,
+    /// `2 * m2 * l1 * lc2`
+    coriolis_gain: f64,
+    /// `(m1 * lc1 + m2 * l1) * g`
+    gravity_gain: f64,
+    /// `m2 * l1 * lc2`
+    book_gain: f64,
+    /// `m2 * lc2**2 + i2`
+    inertia2: f64,
+    book: bool,
+    max_vel_1: f64,
+    max_vel_2: f64,
+}
+
+impl AcrobotConsts {
+    fn new(p: &AcrobotParams) -> Self {
+        let [lc1_sq, l1_sq, lc2_sq] = Acrobot::const_squares(p);
+        let (m1, m2, l1, lc1, lc2) = (
+            p.link_mass_1,
+            p.link_mass_2,
+            p.link_length_1,
+            p.link_com_pos_1,
+            p.link_com_pos_2,
+        );
+        let dt = p.dt - 0.0;
+        Self {
+            dt,
+            dt2: dt / 2.0,
+            h: dt / 6.0,
+            m1_lc1_sq: m1 * lc1_sq,
+            l1_sq_lc2_sq: l1_sq + lc2_sq,
+            two_l1_lc2: 2.0 * l1 * lc2,
+            lc2_sq,
+            l1_lc2: l1 * lc2,
+            m2,
+            i1: p.link_moi,
+            i2: p.link_moi,
+            phi2_gain: m2 * lc2 * p.gravity,
+            centrifugal_gain: -m2 * l1 * lc2,
+            coriolis_gain: 2.0 * m2 * l1 * lc2,
+            gravity_gain: (m1 * lc1 + m2 * l1) * p.gravity,
+            book_gain: m2 * l1 * lc2,
+            inertia2: m2 * lc2_sq + p.link_moi,
+            book: p.book,
+            max_vel_1: p.max_vel_1,
+            max_vel_2: p.max_vel_2,
+        }
+    }
+}
+
+lanes::lane_kernel! {
+    fn acrobot_kernel(k: &AcrobotConsts, b: &mut AcrobotBlock) = acrobot_lanes;
+}
+
+type Lanes = [f64; LANES];
+
+/// [`Acrobot::dsdt_trig`] for every lane: `[dtheta1, dtheta2, ddtheta1, ddtheta2]`
+/// (the fifth derivative, of the torque, is 0).
+#[inline(always)]
+fn dsdt_lanes(
+    k: &AcrobotConsts,
+    y: &[Lanes; 4],
+    a: &Lanes,
+    sin_t2: &Lanes,
+    cos_t2: &Lanes,
+) -> [Lanes; 4] {
+    let mut arg2 = [0.0; LANES];
+    let mut arg1 = [0.0; LANES];
+    for i in 0..LANES {
+        arg2[i] = y[0][i] + y[1][i] - PI / 2.0;
+        arg1[i] = y[0][i] - PI / 2.0;
+    }
+    let (mut cos2, mut cos1) = ([0.0; LANES], [0.0; LANES]);
+    lanes::cos_lanes(&arg2, &mut cos2);
+    lanes::cos_lanes(&arg1, &mut cos1);
+    let (mut dth2_sq, mut dth1_sq) = ([0.0; LANES], [0.0; LANES]);
+    lanes::py_square_lanes(&y[3], &mut dth2_sq);
+    lanes::py_square_lanes(&y[2], &mut dth1_sq);
+    let (mut d1, mut d2, mut phi1, mut phi2) =
+        ([0.0; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    for i in 0..LANES {
+        let (dtheta1, dtheta2) = (y[2][i], y[3][i]);
+        d1[i] = k.m1_lc1_sq + k.m2 * (k.l1_sq_lc2_sq + k.two_l1_lc2 * cos_t2[i]) + k.i1 + k.i2;
+        d2[i] = k.m2 * (k.lc2_sq + k.l1_lc2 * cos_t2[i]) + k.i2;
+        phi2[i] = k.phi2_gain * cos2[i];
+        phi1[i] = k.centrifugal_gain * dth2_sq[i] * sin_t2[i]
+            - k.coriolis_gain * dtheta2 * dtheta1 * sin_t2[i]
+            + k.gravity_gain * cos1[i]
+            + phi2[i];
+    }
+    let mut d2_sq = [0.0; LANES];
+    lanes::py_square_lanes(&d2, &mut d2_sq);
+    let mut out = [y[2], y[3], [0.0; LANES], [0.0; LANES]];
+    for i in 0..LANES {
+        let ddtheta2 = if k.book {
+            (a[i] + d2[i] / d1[i] * phi1[i] - k.book_gain * dth1_sq[i] * sin_t2[i] - phi2[i])
+                / (k.inertia2 - d2_sq[i] / d1[i])
+        } else {
+            (a[i] + d2[i] / d1[i] * phi1[i] - phi2[i]) / (k.inertia2 - d2_sq[i] / d1[i])
+        };
+        out[2][i] = -(d2[i] * ddtheta2 + phi1[i]) / d1[i];
+        out[3][i] = ddtheta2;
+    }
+    out
+}
+
+/// `y0 + h k` for the four state components and the torque (whose derivative is 0).
+#[inline(always)]
+fn stage(y0: &[Lanes; 4], a: &Lanes, h: f64, k: &[Lanes; 4]) -> ([Lanes; 4], Lanes) {
+    let mut y = [[0.0; LANES]; 4];
+    let mut at = [0.0; LANES];
+    for i in 0..LANES {
+        for c in 0..4 {
+            y[c][i] = y0[c][i] + h * k[c][i];
+        }
+        at[i] = a[i] + h * 0.0;
+    }
+    (y, at)
+}
+
+/// [`Acrobot::dynamics_trig`], the next `(sin, cos)` of both angles and the
+/// terminal test for every lane, operation for operation.
+#[inline(always)]
+// lane loops index several arrays in lockstep; `&` of comparisons has no branch
+#[allow(clippy::needless_range_loop, clippy::manual_range_contains)]
+fn acrobot_lanes(k: &AcrobotConsts, b: &mut AcrobotBlock) {
+    let y0 = b.s;
+    let a = b.torque;
+    let (mut sin_t2, mut cos_t2) = ([0.0; LANES], [0.0; LANES]);
+    let k1 = dsdt_lanes(k, &y0, &a, &b.sin_t2, &b.cos_t2);
+    let (y, at) = stage(&y0, &a, k.dt2, &k1);
+    lanes::sin_cos_lanes(&y[1], &mut sin_t2, &mut cos_t2);
+    let k2 = dsdt_lanes(k, &y, &at, &sin_t2, &cos_t2);
+    let (y, at) = stage(&y0, &a, k.dt2, &k2);
+    lanes::sin_cos_lanes(&y[1], &mut sin_t2, &mut cos_t2);
+    let k3 = dsdt_lanes(k, &y, &at, &sin_t2, &cos_t2);
+    let (y, at) = stage(&y0, &a, k.dt, &k3);
+    lanes::sin_cos_lanes(&y[1], &mut sin_t2, &mut cos_t2);
+    let k4 = dsdt_lanes(k, &y, &at, &sin_t2, &cos_t2);
+    let mut wrapped = [true; LANES];
+    for i in 0..LANES {
+        let mut ns = [0.0; 4];
+        for c in 0..4 {
+            ns[c] = y0[c][i] + k.h * (k1[c][i] + 2.0 * k2[c][i] + 2.0 * k3[c][i] + k4[c][i]);
+        }
+        // one shift of `wrap` covers every angle an RK4 step reaches from [-pi, pi]
+        for c in 0..2 {
+            let x = ns[c];
+            let w = if x > PI {
+                x - 2.0 * PI
+            } else if x < -PI {
+                x + 2.0 * PI
+            } else {
+                x
+            };
+            wrapped[i] &= (w <= PI) & (w >= -PI);
+            b.s[c][i] = if (w <= PI) & (w >= -PI) { w } else { x };
+        }
+        b.s[2][i] = bound(ns[2], -k.max_vel_1, k.max_vel_1);
+        b.s[3][i] = bound(ns[3], -k.max_vel_2, k.max_vel_2);
+    }
+    for i in 0..LANES {
+        if !wrapped[i] {
+            b.s[0][i] = wrap(b.s[0][i], -PI, PI);
+            b.s[1][i] = wrap(b.s[1][i], -PI, PI);
+        }
+    }
+    let (th1, th2) = (b.s[0], b.s[1]);
+    lanes::sin_cos_lanes(&th2, &mut b.sin_t2, &mut b.cos_t2);
+    lanes::sin_cos_lanes(&th1, &mut b.sin_t1, &mut b.cos_t1);
+    let mut sum = [0.0; LANES];
+    for i in 0..LANES {
+        sum[i] = th2[i] + th1[i];
+    }
+    let mut cos_sum = [0.0; LANES];
+    lanes::cos_lanes(&sum, &mut cos_sum);
+    for i in 0..LANES {
+        b.terminal[i] = -b.cos_t1[i] - cos_sum[i] > 1.0;
+    }
+}
+
+impl LaneModel for AcrobotModel {
+    type Block = AcrobotBlock;
+
+    #[inline]
+    fn load(&self, action: &Action, lane: usize, b: &mut AcrobotBlock) -> bool {
+        match action {
+            Action::Discrete(a) if (0..3).contains(a) => {
+                for c in 0..4 {
+                    b.s[c][lane] = self.state[c];
+                }
+                (b.sin_t2[lane], b.cos_t2[lane]) = self.trig_t2;
+                b.torque[lane] = AVAIL_TORQUE[*a as usize];
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[inline]
+    fn run(features: VectorFeatures, p: &AcrobotParams, b: &mut AcrobotBlock) {
+        acrobot_kernel(features, &AcrobotConsts::new(p), b);
+    }
+
+    #[inline]
+    fn store(&mut self, lane: usize, b: &AcrobotBlock, obs: &mut [f64]) -> (f64, bool) {
+        self.state = [b.s[0][lane], b.s[1][lane], b.s[2][lane], b.s[3][lane]];
+        self.trig_t2 = (b.sin_t2[lane], b.cos_t2[lane]);
+        obs[..6].copy_from_slice(&[
+            b.cos_t1[lane],
+            b.sin_t1[lane],
+            b.cos_t2[lane],
+            b.sin_t2[lane],
+            self.state[2],
+            self.state[3],
+        ]);
+        let terminated = b.terminal[lane];
         (if terminated { 0.0 } else { -1.0 }, terminated)
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod acrobot;
 pub mod cartpole;
+pub(crate) mod lanes;
 pub mod mountain_car_continuous;
 pub mod pendulum;
 
@@ -18,8 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::env::{
-    Action, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len, env_rng,
-    parse_params,
+    Action, BatchOut, Env, EnvRng, Info, Phase, Transition, check_obs_len, check_state_len,
+    env_rng, parse_params,
 };
 use crate::error::EnvError;
 use crate::render::RgbImage;
@@ -66,6 +67,18 @@ pub trait Model: Clone + std::fmt::Debug + Default + Send {
         action: &Action,
         obs: &mut [f64],
     ) -> Result<(f64, bool), EnvError>;
+    /// Step many copies together ([`Env::try_step_batch`]). `None` (the
+    /// default, and where this machine lacks the vector instructions) steps
+    /// them one by one.
+    fn step_batch<T>(
+        items: &mut [T],
+        inner: &impl Fn(&mut T) -> &mut Classic<Self>,
+        actions: &[Action],
+        out: BatchOut<'_>,
+    ) -> Option<Result<(), (usize, EnvError)>> {
+        let _ = (items, inner, actions, out);
+        None
+    }
     /// Draw the current state, if the environment has a renderer.
     fn render(&self, params: &Self::Params) -> Option<RgbImage> {
         let _ = params;
@@ -175,6 +188,15 @@ impl<M: Model> Env for Classic<M> {
         })
     }
 
+    fn try_step_batch<T>(
+        items: &mut [T],
+        inner: &impl Fn(&mut T) -> &mut Self,
+        actions: &[Action],
+        out: BatchOut<'_>,
+    ) -> Option<Result<(), (usize, EnvError)>> {
+        M::step_batch(items, inner, actions, out)
+    }
+
     fn params(&self) -> serde_json::Value {
         serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
     }
@@ -215,6 +237,83 @@ impl<M: Model> Env for Classic<M> {
                 what: "render",
             })
     }
+}
+
+/// A model whose copies advance together, [`lanes::LANES`] at a time: each
+/// copy's state and action are loaded into the lanes of a block, one vector
+/// kernel advances them all (bit-identical to [`Model::step`]), and the lanes
+/// are stored back.
+pub(crate) trait LaneModel: Model {
+    /// The block's values, one array element per lane.
+    type Block: Default;
+    /// Load this copy into `lane`; `false` where it must take the scalar step
+    /// (an action it rejects, or a case the kernel leaves out).
+    fn load(&self, action: &Action, lane: usize, block: &mut Self::Block) -> bool;
+    /// Advance every lane of the block.
+    fn run(features: lanes::VectorFeatures, params: &Self::Params, block: &mut Self::Block);
+    /// Store `lane` back into this copy and its observation row: `(reward, terminated)`.
+    fn store(&mut self, lane: usize, block: &Self::Block, obs: &mut [f64]) -> (f64, bool);
+}
+
+/// [`Model::step_batch`] for a [`LaneModel`]: full blocks of running copies
+/// that share one set of parameters and whose actions the kernel covers go
+/// through the kernel; any other block, and the last `n % LANES` copies, step
+/// one by one through [`Env::step_into`] (which also produces the errors).
+pub(crate) fn step_lane_blocks<T, M: LaneModel>(
+    items: &mut [T],
+    inner: &impl Fn(&mut T) -> &mut Classic<M>,
+    actions: &[Action],
+    mut out: BatchOut<'_>,
+) -> Option<Result<(), (usize, EnvError)>> {
+    use lanes::LANES;
+    let features = lanes::vector_features()?;
+    let d = M::OBS_LEN;
+    if !out.fits(items.len(), d) || actions.len() != items.len() {
+        return None;
+    }
+    let mut run = |out: &mut BatchOut<'_>| -> Result<(), (usize, EnvError)> {
+        let full = items.len() - items.len() % LANES;
+        let (blocks, rest) = items.split_at_mut(full);
+        for (b, (chunk, acts)) in blocks
+            .chunks_exact_mut(LANES)
+            .zip(actions.chunks_exact(LANES))
+            .enumerate()
+        {
+            let base = b * LANES;
+            let mut block = M::Block::default();
+            let params = inner(&mut chunk[0]).params.clone();
+            let mut vector = true;
+            for (lane, (item, a)) in chunk.iter_mut().zip(acts).enumerate() {
+                let c = inner(item);
+                vector &= c.phase == Phase::Running
+                    && c.params == params
+                    && c.model.load(a, lane, &mut block);
+            }
+            if vector {
+                M::run(features, &params, &mut block);
+                for (lane, item) in chunk.iter_mut().enumerate() {
+                    let c = inner(item);
+                    let i = base + lane;
+                    let (reward, terminated) =
+                        c.model
+                            .store(lane, &block, &mut out.obs[i * d..(i + 1) * d]);
+                    if terminated {
+                        c.phase = Phase::Ended;
+                    }
+                    out.record_untruncated(i, reward, terminated);
+                }
+            } else {
+                for (lane, (item, a)) in chunk.iter_mut().zip(acts).enumerate() {
+                    out.step_one(base + lane, inner(item), a)?;
+                }
+            }
+        }
+        for (j, (item, a)) in rest.iter_mut().zip(&actions[full..]).enumerate() {
+            out.step_one(full + j, inner(item), a)?;
+        }
+        Ok(())
+    };
+    Some(run(&mut out))
 }
 
 /// Check that every `(name, value)` is finite, then that the named ones are positive.
@@ -275,6 +374,27 @@ pub(crate) fn py_square(x: f64) -> f64 {
     x.powf(std::hint::black_box(2.0))
 }
 
+/// The fast path of [`py_square`] (the same arithmetic and test) without a
+/// branch, so lanes vectorize: `(x * x, decided)`; where `decided`,
+/// `pow(x, 2)` returns `x * x`. The scalar function keeps its own branches.
+#[inline(always)]
+#[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
+pub(crate) fn py_square_fast(x: f64) -> (f64, bool) {
+    const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
+    let p = x * x;
+    // `&` and `|`, not `&&` and `||`: no branches, so lanes vectorize.
+    let in_range = (p >= 8.673_617_379_884_035e-19) & (p < 1.152_921_504_606_847e18);
+    // Veltkamp split and Dekker's error term: x*x = p + err exactly (in range).
+    let c = 134_217_729.0 * x;
+    let hi = c - (c - x);
+    let lo = x - hi;
+    let err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
+    let ulp = f64::from_bits(p.to_bits() & 0x7ff0_0000_0000_0000) * f64::EPSILON;
+    let decided =
+        in_range & ((err == 0.0) | ((err.abs() < 0.47 * ulp) & (p.to_bits() & MANTISSA != 0)));
+    (p, decided)
+}
+
 /// NumPy's `np.float32 ** 2`: C `powf(x, 2.0f)`, which is not always the
 /// rounded product either.
 ///
@@ -299,6 +419,23 @@ pub(crate) fn py_square_f32(x: f32) -> f32 {
         }
     }
     x.powf(std::hint::black_box(2.0))
+}
+
+/// The fast path of [`py_square_f32`] (the same arithmetic and test) without
+/// a branch: `(rounded square, decided)`.
+#[inline(always)]
+#[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
+pub(crate) fn py_square_f32_fast(x: f32) -> (f32, bool) {
+    const MANTISSA: u32 = 0x007f_ffff;
+    let ax = x.abs();
+    let in_range = (ax >= 0.003_906_25) & (ax <= 256.0);
+    let e = f64::from(x) * f64::from(x);
+    let r = e as f32;
+    let err = e - f64::from(r); // exact in range (both within one float32 ulp)
+    let ulp = f64::from(f32::from_bits(r.to_bits() & 0x7f80_0000)) * f64::from(f32::EPSILON);
+    let decided =
+        in_range & ((err == 0.0) | ((err.abs() < 0.45 * ulp) & (r.to_bits() & MANTISSA != 0)));
+    (r, decided)
 }
 
 #[cfg(test)]
@@ -354,6 +491,33 @@ mod tests {
                 "x = {y:e}"
             );
         }
+    }
+
+    /// The branch-free fast paths of the batch kernels agree with the C library
+    /// wherever they decide.
+    #[test]
+    fn branch_free_squares_agree_with_libm() {
+        use super::{py_square_f32_fast, py_square_fast};
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(4);
+        let (two, two_f32) = (std::hint::black_box(2.0), std::hint::black_box(2.0f32));
+        let mut decided = 0;
+        for i in 0..1_000_000 {
+            let x: f64 = match i % 3 {
+                0 => rng.random_range(-10.0..10.0),
+                1 => rng.random_range(-40.0..40.0),
+                _ => rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(-12..12)),
+            };
+            if let (p, true) = py_square_fast(x) {
+                assert_eq!(p.to_bits(), x.powf(two).to_bits(), "x = {x:e}");
+                decided += 1;
+            }
+            let y = x as f32;
+            if let (r, true) = py_square_f32_fast(y) {
+                assert_eq!(r.to_bits(), y.powf(two_f32).to_bits(), "x = {y:e}");
+            }
+        }
+        assert!(decided > 800_000, "{decided}");
     }
 
     /// Every float32 in the fast path's range, positive and negative.

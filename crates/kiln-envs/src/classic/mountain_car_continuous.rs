@@ -173,6 +173,75 @@ impl Np {
     }
 }
 
+/// `(gravity * cos(x)) as f32` with `cos` the C library's, as Gymnasium's
+/// float32 update uses it, without calling `cos` in nearly every case.
+///
+/// Only the float32 rounding of the product reaches the state, so `cos` need
+/// not be reproduced to the last bit: [`cos_near`] errs by at most 2^-45 and
+/// glibc's `cos` by 0.55 ulp (below 2^-53 on `[-1, 1]`), so the float64
+/// products differ by at most `|gravity| (2^-45 + 2^-53)` plus their own
+/// roundings. When the product lies farther than that from every float32
+/// rounding boundary (all but about 1 in 10^6 inputs), both round to the
+/// same float32; otherwise this calls `cos`. (`cos` was half of the step's
+/// time, and the single-environment step is one dependency chain through it,
+/// so [`cos_near`] is built for latency.)
+#[inline]
+fn slope_f32(gravity: f64, x: f32) -> f32 {
+    const MANTISSA: u32 = 0x007f_ffff;
+    let xd = f64::from(x);
+    if let Some(c) = cos_near(xd) {
+        let s = gravity * c;
+        let r = s as f32;
+        let half_ulp =
+            0.5 * f64::from(f32::from_bits(r.to_bits() & 0x7f80_0000)) * f64::from(f32::EPSILON);
+        // |gravity| (2^-45 + 2^-53) + |s| 2^-51 (the two float64 roundings, generously)
+        let margin =
+            gravity.abs() * 2.853_273_173_286_652e-14 + s.abs() * 4.440_892_098_500_626e-16;
+        let normal = (r.abs() >= f32::MIN_POSITIVE) & r.is_finite();
+        if normal & (r.to_bits() & MANTISSA != 0) & ((s - f64::from(r)).abs() + margin < half_ulp) {
+            return r;
+        }
+    }
+    (gravity * xd.cos()) as f32
+}
+
+/// Table steps per unit of `x` in [`cos_near`].
+const STEPS: f64 = 128.0;
+/// Table entries each side of 0 (`|x| <= 4`).
+const HALF_TABLE: usize = 512;
+
+/// `cos x` for `|x| <= 4` to within 2^-45 (`None` outside): the nearest
+/// multiple `a` of 1/128 from a table of the C library's `cos a` and `sin a`,
+/// and `cos(a + d) = cos a - d sin a - d^2/2 cos a + d^3/6 sin a + d^4/24 cos a`
+/// for `|d| <= 1/256` (the next term is below 2^-46.9), in Estrin's order for
+/// a short dependency chain.
+#[inline]
+fn cos_near(x: f64) -> Option<f64> {
+    // 1.5 * 2^52 / 128: adding it rounds x to a multiple of 1/128 (the sum's ulp).
+    const ROUND_MAGIC: f64 = 52_776_558_133_248.0;
+    if x.is_nan() || x.abs() > 4.0 {
+        return None;
+    }
+    let table = TRIG_TABLE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let a = (i as f64 - HALF_TABLE as f64) / STEPS;
+            (a.cos(), a.sin())
+        })
+    });
+    let t = x + ROUND_MAGIC;
+    // the sum's low mantissa bits count 1/128 steps: the table index
+    let index = (t.to_bits().wrapping_sub(ROUND_MAGIC.to_bits()) as usize).wrapping_add(HALF_TABLE);
+    let d = x - (t - ROUND_MAGIC); // exact
+    let (cos_a, sin_a) = *table.get(index)?;
+    let z = d * d;
+    let tail = z * (-0.5 * cos_a + d * (sin_a * (1.0 / 6.0))) + (z * z) * (cos_a * (1.0 / 24.0));
+    Some((cos_a - sin_a * d) + tail)
+}
+
+/// `(cos, sin)` of `k / 128` for `k` in `-512..=512` (see [`cos_near`]).
+static TRIG_TABLE: std::sync::OnceLock<[(f64, f64); 2 * HALF_TABLE + 1]> =
+    std::sync::OnceLock::new();
+
 /// The mountain car's state `[position, velocity]` and the dtype Gymnasium
 /// holds it in: float64 after `reset`, float32 after `step`.
 #[derive(Debug, Clone, Default)]
@@ -268,8 +337,11 @@ impl MountainCarContinuous {
         state_is_f32: bool,
         action: f32,
     ) -> ([f64; 2], f64, bool) {
-        if state_is_f32 && let Some(out) = Self::dynamics_f32(p, state, action) {
-            return out;
+        if state_is_f32
+            && let Some(([x, v], reward, terminated)) =
+                Self::dynamics_f32(p, [state[0] as f32, state[1] as f32], action)
+        {
+            return ([f64::from(x), f64::from(v)], reward, terminated);
         }
         let kind = if state_is_f32 { Kind::F32 } else { Kind::F64 };
         let mut position = Np { v: state[0], kind };
@@ -327,16 +399,16 @@ impl MountainCarContinuous {
     #[inline]
     fn dynamics_f32(
         p: &MountainCarContinuousParams,
-        state: [f64; 2],
+        state: [f32; 2],
         action: f32,
-    ) -> Option<([f64; 2], f64, bool)> {
+    ) -> Option<([f32; 2], f64, bool)> {
         if !(-1.0..=1.0).contains(&action) {
             return None;
         }
-        let (position, velocity) = (state[0] as f32, state[1] as f32);
+        let [position, velocity] = state;
         let three_x = position * 3.0;
-        let slope = p.gravity * f64::from(three_x).cos();
-        let velocity = velocity + (action * p.power as f32 - slope as f32);
+        let slope = slope_f32(p.gravity, three_x);
+        let velocity = velocity + (action * p.power as f32 - slope);
         let max_speed = p.max_speed as f32;
         if velocity > max_speed || velocity < -max_speed {
             return None;
@@ -349,11 +421,7 @@ impl MountainCarContinuous {
         let terminated = position >= p.goal_position as f32 && velocity >= p.goal_velocity as f32;
         let reward =
             if terminated { 100.0 } else { 0.0 } - super::py_square(f64::from(action)) * 0.1;
-        Some((
-            [f64::from(position), f64::from(velocity)],
-            reward,
-            terminated,
-        ))
+        Some(([position, velocity], reward, terminated))
     }
 
     /// Allocation-free step with a scalar force.
@@ -368,5 +436,81 @@ impl MountainCarContinuous {
             });
         }
         self.advance(obs, |m, p, o| Ok(m.step_force(p, force, o)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cos_near, slope_f32};
+    use rand::{RngExt, SeedableRng};
+
+    /// The table cosine stays within its 2^-45 error bound of the C library's.
+    #[test]
+    fn cos_near_is_within_its_bound() {
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(11);
+        for _ in 0..200_000 {
+            let x = rng.random_range(-4.0..=4.0);
+            let c = cos_near(x).expect("in range");
+            assert!((c - x.cos()).abs() <= 2f64.powi(-45), "x = {x:e}");
+        }
+        assert!(cos_near(4.1).is_none() && cos_near(f64::NAN).is_none());
+    }
+
+    fn check_slope(gravity: f64, x: f32) {
+        let want = (gravity * f64::from(x).cos()) as f32;
+        assert_eq!(
+            slope_f32(gravity, x).to_bits(),
+            want.to_bits(),
+            "gravity {gravity:e}, x {x:e}"
+        );
+    }
+
+    /// The slope equals the one through the C library's `cos`, bit for bit,
+    /// over MountainCar's range of `3 x` and beyond, for other gravities and
+    /// at the zeros of `cos`.
+    #[test]
+    fn slope_equals_libm_slope() {
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(12);
+        for i in 0..300_000 {
+            let x = match i % 3 {
+                0 => rng.random_range(-1.2f32..=0.6) * 3.0,
+                1 => rng.random_range(-5.0f32..5.0),
+                _ => {
+                    f32::from_bits(
+                        (std::f32::consts::FRAC_PI_2.to_bits() as i32 + rng.random_range(-200..200))
+                            as u32,
+                    ) * if rng.random() { 1.0 } else { -1.0 }
+                }
+            };
+            check_slope(0.0025, x);
+            if i % 10 == 0 {
+                check_slope(rng.random_range(-10.0..10.0), x);
+            }
+        }
+        for g in [0.0, -0.0, 1e300, f64::MAX, 1e-310] {
+            check_slope(g, 1.0);
+        }
+    }
+
+    /// Every float32 `3 x` MountainCar can produce, `x` in `[-1.2, 0.6]`.
+    #[test]
+    #[ignore = "slow: 2 * 10^9 float32 values"]
+    fn slope_equals_libm_slope_exhaustively() {
+        let lo = -3.6f32;
+        let hi = 1.8f32;
+        let mut x = lo;
+        while x <= hi {
+            check_slope(0.0025, x);
+            x = if x < 0.0 {
+                f32::from_bits(x.to_bits() - 1)
+            } else if x == 0.0 {
+                f32::from_bits(1)
+            } else {
+                f32::from_bits(x.to_bits() + 1)
+            };
+            if x == -0.0 {
+                x = 0.0;
+            }
+        }
     }
 }

@@ -10,8 +10,9 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Classic, Model};
-use crate::env::{Action, EnvRng};
+use super::lanes::{self, LANES, VectorFeatures};
+use super::{Classic, LaneModel, Model};
+use crate::env::{Action, BatchOut, EnvRng};
 use crate::error::EnvError;
 use crate::render::RgbImage;
 use crate::space::{BoxSpace, Space, finite_continuous};
@@ -88,6 +89,24 @@ pub fn angle_normalize(x: f64) -> f64 {
     r - pi
 }
 
+/// [`angle_normalize`] for `x + pi` in `(-2 pi, 4 pi)` (its first three
+/// cases, the same operations) without a branch, so lanes vectorize:
+/// `(result, covered)`; the lanes not covered call [`angle_normalize`].
+#[inline(always)]
+fn angle_normalize_fast(x: f64) -> (f64, bool) {
+    let pi = std::f64::consts::PI;
+    let two_pi = 2.0 * pi;
+    let a = x + pi;
+    let r = if (a >= 0.0) & (a < two_pi) {
+        a
+    } else if (a >= two_pi) & (a < 2.0 * two_pi) {
+        a - two_pi
+    } else {
+        a + two_pi
+    };
+    (r - pi, (a > -two_pi) & (a < 2.0 * two_pi))
+}
+
 /// The pendulum's state `[theta, theta_dot]` (float64) with `sin(theta)`
 /// (computed for the observation, reused by the next step) and the last torque.
 #[derive(Debug, Clone, Default)]
@@ -158,6 +177,15 @@ impl Model for PendulumModel {
         Ok((self.step_torque(params, a[0], obs), false))
     }
 
+    fn step_batch<T>(
+        items: &mut [T],
+        inner: &impl Fn(&mut T) -> &mut Classic<Self>,
+        actions: &[Action],
+        out: BatchOut<'_>,
+    ) -> Option<Result<(), (usize, EnvError)>> {
+        super::step_lane_blocks(items, inner, actions, out)
+    }
+
     fn render(&self, params: &PendulumParams) -> Option<RgbImage> {
         Some(crate::render::draw_pendulum(
             self.state[0],
@@ -177,6 +205,110 @@ impl PendulumModel {
         self.last_u = Some((torque as f32).clamp(-(p.max_torque as f32), p.max_torque as f32));
         self.write_obs(obs);
         reward
+    }
+}
+
+/// A block of pendulums: state, raw action and the step's results per lane.
+#[derive(Debug, Default)]
+pub struct PendulumBlock {
+    th: [f64; LANES],
+    thdot: [f64; LANES],
+    sin_th: [f64; LANES],
+    action: [f32; LANES],
+    u: [f32; LANES],
+    reward: [f64; LANES],
+    cos_th: [f64; LANES],
+}
+
+/// The parameters' values the step uses, computed as [`Pendulum::dynamics`] does.
+#[derive(Debug)]
+struct PendulumConsts {
+    max_torque: f32,
+    torque_gain: f32,
+    gravity_gain: f64,
+    dt: f64,
+    max_speed: f64,
+}
+
+lanes::lane_kernel! {
+    fn pendulum_kernel(k: &PendulumConsts, b: &mut PendulumBlock) = pendulum_lanes;
+}
+
+/// [`Pendulum::dynamics_with_sin`] and the next `sin`/`cos` for every lane,
+/// operation for operation.
+#[inline(always)]
+fn pendulum_lanes(k: &PendulumConsts, b: &mut PendulumBlock) {
+    let mut an = [0.0; LANES];
+    let mut an_ok = [false; LANES];
+    let mut u_sq = [0.0_f32; LANES];
+    let mut u_sq_ok = [false; LANES];
+    for i in 0..LANES {
+        let u = b.action[i].clamp(-k.max_torque, k.max_torque);
+        b.u[i] = u;
+        (an[i], an_ok[i]) = angle_normalize_fast(b.th[i]);
+        (u_sq[i], u_sq_ok[i]) = super::py_square_f32_fast(u);
+    }
+    for i in 0..LANES {
+        if !an_ok[i] {
+            an[i] = angle_normalize(b.th[i]);
+        }
+        if !u_sq_ok[i] {
+            u_sq[i] = super::py_square_f32(b.u[i]);
+        }
+    }
+    let mut an_sq = [0.0; LANES];
+    lanes::py_square_lanes(&an, &mut an_sq);
+    let mut thdot_sq = [0.0; LANES];
+    lanes::py_square_lanes(&b.thdot, &mut thdot_sq);
+    for i in 0..LANES {
+        let costs = an_sq[i] + 0.1 * thdot_sq[i] + f64::from(0.001_f32 * u_sq[i]);
+        let torque_term: f32 = k.torque_gain * b.u[i];
+        let newthdot = b.thdot[i] + (k.gravity_gain * b.sin_th[i] + f64::from(torque_term)) * k.dt;
+        let newthdot = newthdot.clamp(-k.max_speed, k.max_speed);
+        b.th[i] += newthdot * k.dt;
+        b.thdot[i] = newthdot;
+        b.reward[i] = -costs;
+    }
+    let th = b.th;
+    lanes::sin_cos_lanes(&th, &mut b.sin_th, &mut b.cos_th);
+}
+
+impl LaneModel for PendulumModel {
+    type Block = PendulumBlock;
+
+    #[inline]
+    fn load(&self, action: &Action, lane: usize, b: &mut PendulumBlock) -> bool {
+        match action {
+            Action::Continuous(a) if a.len() == 1 && a[0].is_finite() => {
+                b.th[lane] = self.state[0];
+                b.thdot[lane] = self.state[1];
+                b.sin_th[lane] = self.sin_th;
+                b.action[lane] = a[0] as f32;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[inline]
+    fn run(features: VectorFeatures, p: &PendulumParams, b: &mut PendulumBlock) {
+        let k = PendulumConsts {
+            max_torque: p.max_torque as f32,
+            torque_gain: (3.0 / (p.m * super::py_square(p.l))) as f32,
+            gravity_gain: 3.0 * p.g / (2.0 * p.l),
+            dt: p.dt,
+            max_speed: p.max_speed,
+        };
+        pendulum_kernel(features, &k, b);
+    }
+
+    #[inline]
+    fn store(&mut self, lane: usize, b: &PendulumBlock, obs: &mut [f64]) -> (f64, bool) {
+        self.state = [b.th[lane], b.thdot[lane]];
+        self.sin_th = b.sin_th[lane];
+        self.last_u = Some(b.u[lane]);
+        obs[..3].copy_from_slice(&[b.cos_th[lane], b.sin_th[lane], b.thdot[lane]]);
+        (b.reward[lane], false)
     }
 }
 

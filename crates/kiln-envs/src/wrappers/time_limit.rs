@@ -1,4 +1,4 @@
-use crate::env::{Action, Env, Info, Transition};
+use crate::env::{Action, BatchOut, Env, Info, Transition};
 use crate::error::EnvError;
 use crate::wrappers::forward_env;
 
@@ -67,6 +67,60 @@ impl<E: Env> Env for TimeLimit<E> {
         Ok(t)
     }
 
+    /// The wrapped environment's batch step for the copies up to the first
+    /// ended one (which then fails as [`Env::step_into`] would), then this
+    /// wrapper's step counting and truncation for each stepped copy.
+    fn try_step_batch<T>(
+        items: &mut [T],
+        inner: &impl Fn(&mut T) -> &mut Self,
+        actions: &[Action],
+        mut out: BatchOut<'_>,
+    ) -> Option<Result<(), (usize, EnvError)>> {
+        if actions.len() != items.len() || out.len() != items.len() {
+            return None;
+        }
+        // An empty batch (which touches nothing) asks whether the wrapped
+        // environment has a batch step at all, before the scan below costs
+        // the one-by-one path anything.
+        E::try_step_batch(&mut items[..0], &wrapped(inner), &[], out.head(0))?.ok()?;
+        let live = items
+            .iter_mut()
+            .position(|t| inner(t).ended)
+            .unwrap_or(items.len());
+        let stepped = E::try_step_batch(
+            &mut items[..live],
+            &wrapped(inner),
+            &actions[..live],
+            out.head(live),
+        )?;
+        let upto = match &stepped {
+            Ok(()) => live,
+            Err((i, _)) => *i,
+        };
+        for (i, item) in items[..upto].iter_mut().enumerate() {
+            let tl = inner(item);
+            tl.elapsed += 1;
+            if tl.elapsed >= tl.max_episode_steps {
+                out.truncated[i] = true;
+            }
+            tl.ended = out.terminated[i] || out.truncated[i];
+        }
+        if let Err(e) = stepped {
+            return Some(Err(e));
+        }
+        if let Some(item) = items.get_mut(live) {
+            let env = &inner(item).env;
+            return Some(Err((
+                live,
+                EnvError::NeedsReset {
+                    env: env.id().to_string(),
+                    when: "after the episode ended",
+                },
+            )));
+        }
+        Some(Ok(()))
+    }
+
     fn set_state(&mut self, state: &[f64]) -> Result<(), EnvError> {
         self.env.set_state(state)?;
         self.elapsed = 0;
@@ -77,4 +131,9 @@ impl<E: Env> Env for TimeLimit<E> {
     fn observe(&self, obs: &mut [f64]) -> Result<(), EnvError> {
         self.env.observe(obs)
     }
+}
+
+/// The environment inside the `TimeLimit` that `inner` reaches.
+fn wrapped<T, E>(inner: &impl Fn(&mut T) -> &mut TimeLimit<E>) -> impl Fn(&mut T) -> &mut E + '_ {
+    move |t| &mut inner(t).env
 }
