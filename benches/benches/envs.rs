@@ -17,7 +17,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_envs::classic::{Acrobot, CartPole, MountainCarContinuous, Pendulum};
 use kiln_envs::wrappers::TimeLimit;
-use kiln_envs::{Action, Env, EnvError, Info, Space, Transition, VecEnv, make};
+use kiln_envs::{Action, Env, EnvError, Info, ParallelVecEnv, Space, Transition, VecEnv, make};
 
 /// Steps per timed iteration of the single-environment loops.
 const STEPS: usize = 1000;
@@ -89,6 +89,26 @@ fn vectorized<E: Env>(c: &mut Criterion, name: &str, make_env: impl Fn() -> E) {
             })
         });
     }
+    group.finish();
+}
+
+/// `ParallelVecEnv` of N = 256 copies in two groups on rayon's pool (both cores).
+fn parallel<E: Env>(c: &mut Criterion, name: &str, make_env: impl Fn() -> E) {
+    let mut group = c.benchmark_group(format!("envs/par2/{name}"));
+    let n = 256;
+    let mut v = ParallelVecEnv::new((0..n).map(|_| make_env()).collect(), 2).expect("vec env");
+    v.reset(Some(0)).expect("reset");
+    let probe = make_env();
+    let rounds: Vec<Vec<Action>> = (0..64).map(|_| actions(&probe, n)).collect();
+    let mut k = 0;
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(format!("N={n}"), |b| {
+        b.iter(|| {
+            v.step(&rounds[k & 63]).expect("step");
+            k += 1;
+            black_box(v.observations());
+        })
+    });
     group.finish();
 }
 
@@ -165,6 +185,10 @@ fn classic_control(c: &mut Criterion) {
         TimeLimit::new(Pendulum::default(), 200)
     });
     vectorized_one_by_one(c, "Acrobot-v1", || TimeLimit::new(Acrobot::default(), 500));
+    parallel(c, "Pendulum-v1", || {
+        TimeLimit::new(Pendulum::default(), 200)
+    });
+    parallel(c, "Acrobot-v1", || TimeLimit::new(Acrobot::default(), 500));
 }
 
 criterion_group! {

@@ -12,6 +12,8 @@
 //! Seeding: `reset(Some(s))` seeds copy `i` with `s + i` (Gymnasium's
 //! `seed=[s, s+1, ...]`); auto-resets continue each copy's own stream.
 
+use rayon::prelude::*;
+
 use crate::env::{Action, BatchOut, Env, Info};
 use crate::error::EnvError;
 use crate::space::Space;
@@ -227,9 +229,10 @@ impl<E: Env> VecEnv<E> {
     }
 }
 
-/// N copies stepped by `threads` OS threads (scoped threads per step, copies
-/// split into contiguous groups). Worth it only for expensive environments
-/// (e.g. `TaxEconomy` with many workers); for classic control the serial
+/// N copies split into `threads` contiguous groups stepped in parallel on rayon's
+/// thread pool (persistent, so a step costs a task hand-off, not a thread spawn).
+/// Pays once a step holds tens of microseconds of work (e.g. Acrobot at N = 256, or
+/// `TaxEconomy` with many workers); for cheap classic control at small N the serial
 /// [`VecEnv`] is faster. Same auto-reset rule and seeding as [`VecEnv`].
 #[derive(Debug)]
 pub struct ParallelVecEnv<E> {
@@ -273,33 +276,46 @@ impl<E: Env> ParallelVecEnv<E> {
         let d = v.d;
         let per = n.div_ceil(self.threads);
         let b = &mut v.buf;
-        let results: Vec<Result<(), EnvError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = v
-                .envs
-                .chunks_mut(per)
-                .zip(actions.chunks(per))
-                .zip(b.obs.chunks_mut(per * d))
-                .zip(b.final_obs.chunks_mut(per * d))
-                .zip(b.rewards.chunks_mut(per))
-                .zip(b.terminated.chunks_mut(per))
-                .zip(b.truncated.chunks_mut(per))
-                .zip(b.infos.chunks_mut(per))
-                .map(|(((((((e, a), o), f), r), te), tr), inf)| {
-                    scope.spawn(move || step_group(e, a, d, o, f, r, te, tr, inf))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(EnvError::Unsupported {
-                            env: "worker thread".into(),
-                            what: "panicking environments",
-                        })
+        // Rayon's pool persists across steps: spawning threads per step cost more than the
+        // step itself for classic control.
+        type Group<'a, E> = (
+            (
+                (
+                    (
+                        (((&'a mut [E], &'a [Action]), &'a mut [f64]), &'a mut [f64]),
+                        &'a mut [f64],
+                    ),
+                    &'a mut [bool],
+                ),
+                &'a mut [bool],
+            ),
+            &'a mut [Info],
+        );
+        let groups: Vec<Group<'_, E>> = v
+            .envs
+            .chunks_mut(per)
+            .zip(actions.chunks(per))
+            .zip(b.obs.chunks_mut(per * d))
+            .zip(b.final_obs.chunks_mut(per * d))
+            .zip(b.rewards.chunks_mut(per))
+            .zip(b.terminated.chunks_mut(per))
+            .zip(b.truncated.chunks_mut(per))
+            .zip(b.infos.chunks_mut(per))
+            .collect();
+        let results: Vec<Result<(), EnvError>> = groups
+            .into_par_iter()
+            .map(|(((((((e, a), o), f), r), te), tr), inf)| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    step_group(e, a, d, o, f, r, te, tr, inf)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(EnvError::Unsupported {
+                        env: "worker thread".into(),
+                        what: "panicking environments",
                     })
                 })
-                .collect()
-        });
+            })
+            .collect();
         for r in results {
             if r.is_err() {
                 v.started = false;
