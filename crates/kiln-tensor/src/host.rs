@@ -375,13 +375,10 @@ impl MlpCache {
     /// backward pass on `dst` then costs only the gathered rows (SAC's `dQ/da` of the rows
     /// where a critic is the smaller of the two). `dst` grows if it is too small.
     pub fn gather_rows(&self, rows: &[usize], dst: &mut MlpCache) -> Result<()> {
-        let widths: Vec<usize> = self
-            .acts
-            .iter()
-            .map(|a| a.len() / self.capacity.max(1))
-            .collect();
-        let dst_widths = dst.acts.iter().map(|a| a.len() / dst.capacity.max(1));
-        if dst.acts.len() != self.acts.len() || !dst_widths.eq(widths.iter().copied()) {
+        let width = |c: &MlpCache, l: usize| c.acts[l].len() / c.capacity.max(1);
+        if dst.acts.len() != self.acts.len()
+            || (0..self.acts.len()).any(|l| width(dst, l) != width(self, l))
+        {
             return Err(shape(
                 "host MLP cache layers",
                 self.acts.len(),
@@ -392,15 +389,19 @@ impl MlpCache {
             return Err(shape("gathered row", self.rows, bad));
         }
         if rows.len() > dst.capacity {
-            let widest = widths.iter().copied().max().unwrap_or(1);
-            dst.capacity = rows.len();
-            dst.acts = widths.iter().map(|&w| vec![0.0; rows.len() * w]).collect();
-            dst.delta = [
-                vec![0.0; rows.len() * widest],
-                vec![0.0; rows.len() * widest],
-            ];
+            let n = rows.len();
+            let widest = (0..self.acts.len())
+                .map(|l| width(self, l))
+                .max()
+                .unwrap_or(1);
+            dst.acts = (0..self.acts.len())
+                .map(|l| vec![0.0; n * width(self, l)])
+                .collect();
+            dst.delta = [vec![0.0; n * widest], vec![0.0; n * widest]];
+            dst.capacity = n;
         }
-        for ((src, out), &w) in self.acts.iter().zip(dst.acts.iter_mut()).zip(&widths) {
+        for (src, out) in self.acts.iter().zip(dst.acts.iter_mut()) {
+            let w = src.len() / self.capacity.max(1);
             for (k, &r) in rows.iter().enumerate() {
                 out[k * w..(k + 1) * w].copy_from_slice(&src[r * w..(r + 1) * w]);
             }

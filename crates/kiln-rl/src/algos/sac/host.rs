@@ -968,4 +968,50 @@ mod tests {
         }
         assert!(full.gather_rows(&[rows], &mut part).is_err());
     }
+
+    /// Milliseconds per gradient step at the Pendulum zoo setting (256-256, batch 256) on the
+    /// host engine with the twin critics on two threads and on one, and on burn, interleaved
+    /// in one process. Prints only; run in release.
+    #[test]
+    #[ignore = "timing: cargo test --release -p kiln-rl --lib sac_gradient_step_timing -- --ignored --nocapture"]
+    fn sac_gradient_step_timing() {
+        let make = |engine| {
+            let config = SacConfig {
+                learning_starts: 256,
+                engine,
+                ..SacConfig::pendulum()
+            };
+            let mut sac = Sac::with_device(config, "Pendulum-v1", 0, cpu()).expect("sac");
+            sac.learn(256, &mut crate::NoCallback)
+                .expect("random phase");
+            sac
+        };
+        let (mut host, mut burn) = (make(SacEngine::Host), make(SacEngine::Burn));
+        let time = |sac: &mut Sac, steps: usize| {
+            let start = std::time::Instant::now();
+            for _ in 0..steps {
+                sac.gradient_step().expect("step");
+            }
+            start.elapsed().as_secs_f64() * 1e3 / steps as f64
+        };
+        time(&mut host, 20);
+        time(&mut burn, 5);
+        for round in 0..3 {
+            let mut row = Vec::new();
+            for parallel in [true, false] {
+                if let Some(h) = host.host.as_mut() {
+                    h.parallel = parallel;
+                }
+                row.push(time(&mut host, 200));
+            }
+            let b = time(&mut burn, 40);
+            let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+            println!(
+                "round {round}: host two threads {:.2} ms, host one thread {:.2} ms, burn {b:.2} ms per gradient step; loadavg {}",
+                row[0],
+                row[1],
+                load.trim()
+            );
+        }
+    }
 }
