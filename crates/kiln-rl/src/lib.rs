@@ -49,7 +49,7 @@ pub use algos::ppo::{
     ppo_loss,
 };
 pub use algos::reinforce::{Reinforce, ReinforceConfig};
-pub use algos::sac::{Sac, SacConfig, SacStats};
+pub use algos::sac::{Sac, SacConfig, SacEngine, SacStats};
 pub use algos::stochastic_pg::{PgMethod, StochasticPg, StochasticPgConfig};
 pub use algos::td3::{Td3, Td3Config, Td3Stats};
 pub use callback::{Callback, FnCallback, NoCallback};

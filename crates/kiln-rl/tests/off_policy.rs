@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use burn::tensor::{Tensor, TensorData};
 use kiln_rl::{
-    Dqn, DqnConfig, Learner, NoCallback, Result, Sac, SacConfig, Td3, Td3Config, huber_loss,
-    load_learner, make_learner, mean_std,
+    Dqn, DqnConfig, Learner, NoCallback, Result, Sac, SacConfig, SacEngine, Td3, Td3Config,
+    huber_loss, load_learner, make_learner, mean_std,
 };
 use kiln_tensor::testing::cpu;
 
@@ -198,6 +198,43 @@ fn bad_configs_and_spaces_are_named() {
     assert!(e.contains("action") && e.contains("DQN"), "{e}");
     let e = err("sac", "CartPole-v1", serde_json::json!({}));
     assert!(e.contains("action") && e.contains("SAC"), "{e}");
+}
+
+#[test]
+fn sac_engine_is_a_validated_config_key() {
+    let c: SacConfig = serde_json::from_str(r#"{"engine": "burn"}"#).unwrap();
+    assert_eq!(c.engine, SacEngine::Burn);
+    assert_eq!(SacConfig::default().engine, SacEngine::Auto);
+    assert!(SacEngine::Auto.uses_host(&cpu()));
+    let err = serde_json::from_str::<SacConfig>(r#"{"engine": "jax"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("jax"), "{err}");
+}
+
+/// The host engine writes its trained weights into the burn networks that a checkpoint saves:
+/// the reloaded learner acts as the trained one did.
+#[test]
+fn sac_host_engine_checkpoint_keeps_the_trained_policy() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stem = dir.path().join("sac");
+    let mut sac = Sac::with_device(
+        SacConfig {
+            engine: SacEngine::Host,
+            ..small_sac()
+        },
+        "Pendulum-v1",
+        5,
+        cpu(),
+    )?;
+    sac.learn(120, &mut NoCallback)?;
+    let obs = [0.3, -0.9, 0.4];
+    let want = sac.predict(&obs, true)?;
+    sac.save(&stem)?;
+    let mut back = Sac::load_with_device(&stem, cpu())?;
+    assert_eq!(back.predict(&obs, true)?, want);
+    assert_eq!(back.global_step(), 120);
+    Ok(())
 }
 
 /// Trains seeds 1-3 for `steps` env steps in chunks of `chunk`, evaluating 10 deterministic

@@ -231,6 +231,29 @@ impl HostMlp {
         grads: &mut [f32],
         d_input: Option<&mut [f32]>,
     ) -> Result<()> {
+        self.backward_impl(cache, d_out, Some(grads), d_input)
+    }
+
+    /// The gradient with respect to the input only (`[rows, in]`, written into `d_input`) of
+    /// the last [`HostMlp::forward`] on `cache`, given `d_out`: the backward pass without the
+    /// parameter-gradient products, for a network that is differentiated through but not
+    /// trained (SAC's critics in the actor loss, `dQ/da`).
+    pub fn input_gradient(
+        &self,
+        cache: &mut MlpCache,
+        d_out: &[f32],
+        d_input: &mut [f32],
+    ) -> Result<()> {
+        self.backward_impl(cache, d_out, None, Some(d_input))
+    }
+
+    fn backward_impl(
+        &self,
+        cache: &mut MlpCache,
+        d_out: &[f32],
+        mut grads: Option<&mut [f32]>,
+        d_input: Option<&mut [f32]>,
+    ) -> Result<()> {
         let rows = cache.rows;
         if d_out.len() != rows * self.output_dim() {
             return Err(shape(
@@ -239,8 +262,10 @@ impl HostMlp {
                 d_out.len(),
             ));
         }
-        if grads.len() != self.num_params() {
-            return Err(shape("host MLP gradient", self.num_params(), grads.len()));
+        if let Some(g) = &grads
+            && g.len() != self.num_params()
+        {
+            return Err(shape("host MLP gradient", self.num_params(), g.len()));
         }
         if let Some(d) = &d_input
             && d.len() != rows * self.input_dim()
@@ -263,24 +288,26 @@ impl HostMlp {
                 activation_backward(self.activation, &acts[l + 1][..rows * o], dz);
             }
             let dz = &*dz;
-            let input = &acts[l][..rows * i];
-            let w0 = self.offsets[l];
-            let (gw, gb) = grads[w0..w0 + i * o + o].split_at_mut(i * o);
-            // dW += x^T dz, db += sum over rows of dz.
-            matmul(
-                i,
-                o,
-                rows,
-                input,
-                Layout::Transposed,
-                dz,
-                Layout::RowMajor,
-                gw,
-                true,
-            );
-            for row in dz.chunks_exact(o) {
-                for (g, &d) in gb.iter_mut().zip(row) {
-                    *g += d;
+            if let Some(grads) = grads.as_deref_mut() {
+                let input = &acts[l][..rows * i];
+                let w0 = self.offsets[l];
+                let (gw, gb) = grads[w0..w0 + i * o + o].split_at_mut(i * o);
+                // dW += x^T dz, db += sum over rows of dz.
+                matmul(
+                    i,
+                    o,
+                    rows,
+                    input,
+                    Layout::Transposed,
+                    dz,
+                    Layout::RowMajor,
+                    gw,
+                    true,
+                );
+                for row in dz.chunks_exact(o) {
+                    for (g, &d) in gb.iter_mut().zip(row) {
+                        *g += d;
+                    }
                 }
             }
             let (w, _) = self.layer(l);
@@ -340,6 +367,46 @@ impl MlpCache {
             *self = Self::new(mlp, rows);
         }
         self.rows = rows;
+        Ok(())
+    }
+
+    /// Copies the activations of rows `rows` (of the last forward pass) into `dst`, a cache
+    /// of the same network, as if `dst` had run the forward pass on those rows alone: a
+    /// backward pass on `dst` then costs only the gathered rows (SAC's `dQ/da` of the rows
+    /// where a critic is the smaller of the two). `dst` grows if it is too small.
+    pub fn gather_rows(&self, rows: &[usize], dst: &mut MlpCache) -> Result<()> {
+        let width = |c: &MlpCache, l: usize| c.acts[l].len() / c.capacity.max(1);
+        if dst.acts.len() != self.acts.len()
+            || (0..self.acts.len()).any(|l| width(dst, l) != width(self, l))
+        {
+            return Err(shape(
+                "host MLP cache layers",
+                self.acts.len(),
+                dst.acts.len(),
+            ));
+        }
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.rows) {
+            return Err(shape("gathered row", self.rows, bad));
+        }
+        if rows.len() > dst.capacity {
+            let n = rows.len();
+            let widest = (0..self.acts.len())
+                .map(|l| width(self, l))
+                .max()
+                .unwrap_or(1);
+            dst.acts = (0..self.acts.len())
+                .map(|l| vec![0.0; n * width(self, l)])
+                .collect();
+            dst.delta = [vec![0.0; n * widest], vec![0.0; n * widest]];
+            dst.capacity = n;
+        }
+        for (src, out) in self.acts.iter().zip(dst.acts.iter_mut()) {
+            let w = src.len() / self.capacity.max(1);
+            for (k, &r) in rows.iter().enumerate() {
+                out[k * w..(k + 1) * w].copy_from_slice(&src[r * w..(r + 1) * w]);
+            }
+        }
+        dst.rows = rows.len();
         Ok(())
     }
 
@@ -615,6 +682,19 @@ impl HostAdam {
     }
 }
 
+/// Polyak (soft) target update on host slices, `target <- (1 - tau) target + tau online`,
+/// element by element in `f32` as [`crate::polyak_update`] computes it.
+pub fn polyak_host(target: &mut [f32], online: &[f32], tau: f64) -> Result<()> {
+    if target.len() != online.len() {
+        return Err(shape("Polyak target", online.len(), target.len()));
+    }
+    let (keep, take) = ((1.0 - tau) as f32, tau as f32);
+    for (t, &o) in target.iter_mut().zip(online) {
+        *t = *t * keep + o * take;
+    }
+    Ok(())
+}
+
 /// The global L2 norm of several gradient slices, accumulated in `f64`.
 pub fn grad_norm_host(grads: &[&[f32]]) -> f64 {
     grads
@@ -734,6 +814,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// [`HostMlp::input_gradient`] of a two-hidden-layer ReLU network against central
+        /// differences. A ReLU network is affine between kinks, so a difference whose two
+        /// points share the hidden units' on/off pattern is exact up to rounding; a
+        /// coordinate whose step crosses a kink is skipped.
+        #[test]
+        fn relu_input_gradient_matches_finite_differences(
+            inp in 1usize..6, hid in 1usize..9, out in 1usize..4, rows in 1usize..6,
+            seed in 0u64..10_000,
+        ) {
+            let mut mlp = HostMlp::zeros(vec![inp, hid, hid, out], HostActivation::Relu).unwrap();
+            let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = || {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            };
+            mlp.params_mut().iter_mut().for_each(|p| *p = next());
+            let x: Vec<f32> = (0..rows * inp).map(|_| next()).collect();
+            let c: Vec<f32> = (0..rows * out).map(|_| next()).collect();
+            // loss = sum(c * y), so d_out = c.
+            let mut cache = MlpCache::new(&mlp, rows);
+            mlp.forward(&x, rows, &mut cache).unwrap();
+            let mut dx = vec![0.0; rows * inp];
+            mlp.input_gradient(&mut cache, &c, &mut dx).unwrap();
+            // The same product as the full backward's input gradient, which leaves `grads` alone
+            // here: input_gradient adds no parameter gradient.
+            let mut grads = vec![0.0; mlp.num_params()];
+            let mut dx_full = vec![0.0; rows * inp];
+            mlp.forward(&x, rows, &mut cache).unwrap();
+            mlp.backward(&mut cache, &c, &mut grads, Some(&mut dx_full)).unwrap();
+            prop_assert_eq!(&dx, &dx_full);
+            let eval = |x: &[f32]| {
+                let mut cc = MlpCache::new(&mlp, rows);
+                mlp.forward(x, rows, &mut cc).unwrap();
+                let loss = cc.output().iter().zip(&c)
+                    .map(|(&y, &c)| f64::from(y) * f64::from(c)).sum::<f64>();
+                let pattern: Vec<bool> = cc.acts[1..mlp.depth()].iter()
+                    .flat_map(|a| a[..rows * hid].iter().map(|&v| v > 0.0)).collect();
+                (loss, pattern)
+            };
+            let h = 1e-3f32;
+            let (_, base) = eval(&x);
+            for k in 0..x.len() {
+                let (mut a, mut b) = (x.clone(), x.clone());
+                a[k] += h;
+                b[k] -= h;
+                let ((la, pa), (lb, pb)) = (eval(&a), eval(&b));
+                if pa != base || pb != base {
+                    continue;
+                }
+                let want = (la - lb) / (2.0 * f64::from(h));
+                let got = f64::from(dx[k]);
+                prop_assert!((got - want).abs() < 2e-3 * (1.0 + want.abs()), "dx {}: {} vs {}", k, got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn polyak_blends_toward_the_online_values() {
+        let mut target = vec![1.0f32, -2.0, 0.5];
+        polyak_host(&mut target, &[3.0, 2.0, 0.5], 0.25).unwrap();
+        assert_eq!(target, [1.5, -1.0, 0.5]);
+        assert!(polyak_host(&mut target, &[0.0], 0.1).is_err());
     }
 
     #[test]

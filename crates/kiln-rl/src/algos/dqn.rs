@@ -303,9 +303,12 @@ impl Dqn {
         let q = {
             let _guard = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             seeds.seed_device(&train_device);
-            MlpConfig::new(widths)
+            let q = MlpConfig::new(widths)
                 .with_init(MlpInit::Default)
-                .init(&train_device)?
+                .init(&train_device)?;
+            // burn draws parameters lazily: draw them now, under the lock.
+            kiln_tensor::materialize(&q);
+            q
         };
         let optim = AdamSettings::default().build()?;
         Ok(Self {

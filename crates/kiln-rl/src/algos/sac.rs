@@ -8,19 +8,28 @@
 //! 1. **Critic target** (eqs. 3 and 5, with the clipped double-Q of sec. 5):
 //!    `y = r + gamma (1 - d) (min_j Qbar_j(s', a') - alpha log pi(a'|s'))`, `a' ~ pi(.|s')`.
 //! 2. **Critic loss** (eq. 5): `J_Q = 1/2 sum_j mean (Q_j(s, a) - y)^2`, one Adam step.
-//! 3. **Actor loss** (eq. 7, reparameterized as in eq. 11):
+//! 3. **Actor loss** (eq. 7, reparameterized as in eq. 9 with eq. 8's `a~ = f(eps; s)`):
 //!    `J_pi = mean (alpha log pi(a~|s) - min_j Q_j(s, a~))`, `a~ = tanh(mu + sigma eps)`,
 //!    through the critics just updated; one Adam step on the actor.
 //! 4. **Temperature** (eq. 18): `J(alpha) = -mean log alpha (log pi(a~|s) + Hbar)` with target
 //!    entropy `Hbar = -dim(A)`; one Adam step on `log alpha`. The alpha used in steps 1 and 3
 //!    is the value before this step (as in SB3).
-//! 5. **Targets**: Polyak averaging `Qbar <- (1 - tau) Qbar + tau Q` (eq. 4's target network).
+//! 5. **Targets**: Polyak averaging `Qbar <- (1 - tau) Qbar + tau Q` (the exponentially moving
+//!    average target network of eqs. 5-6).
 //!
 //! The twin critics are one [`EnsembleMlp`] (both members evaluated by one batched matmul per
 //! layer). The policy is a [`TanhGaussian`] whose log-std is clamped to `[-20, 2]` (SB3); the
 //! networks act in `[-1, 1]` and the env sees the affine image in its action box. Noise is
 //! drawn on the host from the run's seeded streams, so a seed gives the same run on every
 //! backend.
+//!
+//! Two engines run the gradient step ([`SacEngine`]): burn (autodiff on any backend, the path
+//! for GPUs) and the host engine of [`kiln_tensor::host`] (the default on a CPU device), which
+//! does the same step with a hand-written gradient on preallocated buffers and runs the twin
+//! critics on two threads ([`host`]). Both start from the same burn initialization; with the
+//! host engine the burn networks are refreshed from the host weights at the end of every
+//! [`Sac::learn`], so checkpoints and `kiln eval` see the trained weights, and acting uses the
+//! host actor.
 
 mod host;
 
@@ -82,6 +91,34 @@ pub struct SacConfig {
     pub target_entropy: Option<f64>,
     /// Hidden widths of actor and critics ([256, 256], ReLU).
     pub hidden_sizes: Vec<usize>,
+    /// Which engine runs the gradient step: `"auto"` (default: the host engine on a CPU
+    /// device, burn otherwise), `"host"` or `"burn"`.
+    pub engine: SacEngine,
+}
+
+/// The engine that runs SAC's gradient step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SacEngine {
+    /// The host engine on a CPU device, burn on any other.
+    #[default]
+    Auto,
+    /// [`kiln_tensor::host`]: fused `f32` forward and hand-written backward on the CPU
+    /// (whatever the device), twin critics on two threads.
+    Host,
+    /// burn's autodiff on the learner's device.
+    Burn,
+}
+
+impl SacEngine {
+    /// Whether the host engine runs on `device`.
+    pub fn uses_host(self, device: &Device) -> bool {
+        match self {
+            SacEngine::Auto => kiln_tensor::is_cpu_device(device),
+            SacEngine::Host => true,
+            SacEngine::Burn => false,
+        }
+    }
 }
 
 impl Default for SacConfig {
@@ -100,6 +137,7 @@ impl Default for SacConfig {
             autotune: true,
             target_entropy: None,
             hidden_sizes: vec![256, 256],
+            engine: SacEngine::Auto,
         }
     }
 }
@@ -229,8 +267,11 @@ pub struct Sac {
     critic: Option<EnsembleMlp>,
     /// Without autodiff.
     critic_target: EnsembleMlp,
-    /// A copy of `actor` without autodiff, refreshed after every actor step.
+    /// A copy of `actor` without autodiff, refreshed after every actor step (with the host
+    /// engine: at the end of every `learn`).
     policy: Mlp,
+    /// The host engine's networks and Adam states, when it runs the gradient step.
+    host: Option<host::HostSac>,
     actor_optim: ModuleOptimizer,
     critic_optim: ModuleOptimizer,
     log_alpha: f64,
@@ -288,12 +329,29 @@ impl Sac {
                 .with_init(MlpInit::Default)
                 .init(&train_device)?;
             let critic = EnsembleMlpConfig::new(2, widths(obs_dim + a, 1)).init(&train_device)?;
+            // burn draws parameters lazily: draw them now, under the lock.
+            kiln_tensor::materialize(&actor);
+            kiln_tensor::materialize(&critic);
             (actor, critic)
         };
-        let adam = AdamSettings::default().build()?;
+        let settings = AdamSettings::default();
+        let adam = settings.build()?;
+        let critic_target = critic.valid();
+        let host = if config.engine.uses_host(&device) {
+            Some(host::HostSac::new(
+                &actor,
+                &critic,
+                &critic_target,
+                &settings,
+                config.batch_size,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             policy: actor.valid(),
-            critic_target: critic.valid(),
+            critic_target,
+            host,
             actor: Some(actor),
             critic: Some(critic),
             actor_optim: adam.clone(),
@@ -350,6 +408,32 @@ impl Sac {
     /// every training phase that ends an episode (and at the end); stops early when it
     /// returns `false`.
     pub fn learn(&mut self, total_steps: u64, callback: &mut dyn Callback) -> Result<SacStats> {
+        let stats = self.learn_steps(total_steps, callback);
+        let synced = self.sync_burn();
+        let stats = stats?;
+        synced?;
+        Ok(stats)
+    }
+
+    /// With the host engine, writes the host weights into the burn networks (the acting
+    /// copy, the trained actor and critics, the target critics).
+    fn sync_burn(&mut self) -> Result<()> {
+        let Some(h) = &self.host else {
+            return Ok(());
+        };
+        let (actor, critic, target) = h.write_into(
+            take(&mut self.actor)?,
+            take(&mut self.critic)?,
+            self.critic_target.clone(),
+        )?;
+        self.policy = actor.valid();
+        self.critic_target = target;
+        self.actor = Some(actor);
+        self.critic = Some(critic);
+        Ok(())
+    }
+
+    fn learn_steps(&mut self, total_steps: u64, callback: &mut dyn Callback) -> Result<SacStats> {
         let a = self.action_box.dim();
         let mut scaled = vec![0.0f32; a];
         let mut env_action = Action::Continuous(vec![0.0; a]);
@@ -411,10 +495,17 @@ impl Sac {
     fn policy_action(&mut self, obs: &[f64], deterministic: bool, out: &mut [f32]) -> Result<()> {
         let a = self.action_box.dim();
         let x = check_obs(obs, self.obs_dim)?;
-        let row = to_host(
-            self.policy
-                .forward(matrix(&x, 1, self.obs_dim, &self.device)),
-        );
+        let burn_row;
+        let row = match self.host.as_mut() {
+            Some(h) => h.act(&x)?,
+            None => {
+                burn_row = to_host(
+                    self.policy
+                        .forward(matrix(&x, 1, self.obs_dim, &self.device)),
+                );
+                &burn_row
+            }
+        };
         for j in 0..a {
             let mu = f64::from(row[j]);
             let u = if deterministic {
@@ -435,10 +526,9 @@ impl Sac {
         TanhGaussian::new(mean, log_std)
     }
 
-    /// One gradient step, steps 1-5 of the module docs.
+    /// One gradient step, steps 1-5 of the module docs, on the engine in use.
     fn gradient_step(&mut self) -> Result<SacStats> {
-        let cfg = &self.config;
-        let (b, d, a) = (cfg.batch_size, self.obs_dim, self.action_box.dim());
+        let (b, a) = (self.config.batch_size, self.action_box.dim());
         if !self
             .buffer
             .sample_into(&mut self.batch_rng, b, &mut self.batch)
@@ -448,7 +538,57 @@ impl Sac {
         fill_normal(&mut self.noise_rng, &mut self.noise);
         fill_normal(&mut self.noise_rng, &mut self.next_noise);
         let alpha = self.log_alpha.exp();
-        let target_entropy = cfg.target_entropy.unwrap_or(-(a as f64));
+        let target_entropy = self.config.target_entropy.unwrap_or(-(a as f64));
+        let update_target =
+            (self.gradient_steps + 1).is_multiple_of(self.config.target_update_interval as u64);
+        let values = match self.host.as_mut() {
+            Some(h) => {
+                let batch = &self.batch;
+                h.gradient_step(
+                    &host::Minibatch {
+                        obs: &batch.obs,
+                        actions: &batch.actions,
+                        rewards: &batch.rewards,
+                        next_obs: &batch.next_obs,
+                        terminated: &batch.terminated,
+                        noise: &self.noise,
+                        next_noise: &self.next_noise,
+                    },
+                    host::StepCoefs {
+                        alpha,
+                        gamma: self.config.gamma,
+                        lr: self.config.learning_rate,
+                        polyak: update_target.then_some(self.config.tau),
+                    },
+                )?
+            }
+            None => self.burn_step(alpha, update_target)?,
+        };
+
+        // Step 4 (eq. 18): d J(alpha) / d log alpha = -(mean log pi + Hbar).
+        let mean_log_prob = values.mean_log_prob;
+        let alpha_loss = -self.log_alpha * (mean_log_prob + target_entropy);
+        if self.config.autotune {
+            let grad = -(mean_log_prob + target_entropy);
+            self.log_alpha = self
+                .alpha_optim
+                .step(self.log_alpha, grad, self.config.learning_rate);
+        }
+        self.gradient_steps += 1;
+        Ok(SacStats {
+            critic_loss: values.critic_loss,
+            actor_loss: values.actor_loss,
+            alpha,
+            alpha_loss,
+            log_prob: mean_log_prob,
+            q_value: values.q1_mean,
+        })
+    }
+
+    /// Steps 1-3 and 5 on burn autodiff, on the minibatch and noise already drawn.
+    fn burn_step(&mut self, alpha: f64, update_target: bool) -> Result<host::StepValues> {
+        let cfg = &self.config;
+        let (b, d, a) = (cfg.batch_size, self.obs_dim, self.action_box.dim());
         let (dev, inner) = (&self.train_device, &self.device);
         let batch = &self.batch;
 
@@ -510,33 +650,17 @@ impl Sac {
         self.policy = actor.valid();
         self.actor = Some(actor);
 
-        // Step 4: d J(alpha) / d log alpha = -(mean log pi + Hbar).
-        let mean_log_prob = f64::from(diag[2]);
-        let alpha_loss = -self.log_alpha * (mean_log_prob + target_entropy);
-        if cfg.autotune {
-            let grad = -(mean_log_prob + target_entropy);
-            self.log_alpha = self
-                .alpha_optim
-                .step(self.log_alpha, grad, cfg.learning_rate);
-        }
-
         // Step 5: Polyak-averaged target critics.
-        self.gradient_steps += 1;
-        if self
-            .gradient_steps
-            .is_multiple_of(cfg.target_update_interval as u64)
-        {
+        if update_target {
             let target = std::mem::replace(&mut self.critic_target, critic.valid());
             self.critic_target = polyak_update(target, &critic, cfg.tau);
         }
         self.critic = Some(critic);
-        Ok(SacStats {
+        Ok(host::StepValues {
             critic_loss: f64::from(diag[0]),
             actor_loss: f64::from(diag[1]),
-            alpha,
-            alpha_loss,
-            log_prob: mean_log_prob,
-            q_value: f64::from(diag[3]),
+            mean_log_prob: f64::from(diag[2]),
+            q1_mean: f64::from(diag[3]),
         })
     }
 
@@ -613,6 +737,21 @@ impl Sac {
         sac.critic_target = nets.critic_target.valid();
         sac.actor = Some(nets.actor);
         sac.critic = Some(nets.critic);
+        if sac.host.is_some() {
+            let (Some(actor), Some(critic)) = (&sac.actor, &sac.critic) else {
+                return Err(RlError::Checkpoint {
+                    path: stem.to_path_buf(),
+                    reason: "learner has no parameters".into(),
+                });
+            };
+            sac.host = Some(host::HostSac::new(
+                actor,
+                critic,
+                &sac.critic_target,
+                &AdamSettings::default(),
+                sac.config.batch_size,
+            )?);
+        }
         sac.log_alpha = meta.log_alpha;
         sac.global_step = meta.global_step;
         Ok(sac)

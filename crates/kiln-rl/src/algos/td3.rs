@@ -252,6 +252,9 @@ impl Td3 {
                 .with_init(MlpInit::Default)
                 .init(&train_device)?;
             let critic = EnsembleMlpConfig::new(2, widths(obs_dim + a, 1)).init(&train_device)?;
+            // burn draws parameters lazily: draw them now, under the lock.
+            kiln_tensor::materialize(&actor);
+            kiln_tensor::materialize(&critic);
             (actor, critic)
         };
         let adam = AdamSettings::default().build()?;
