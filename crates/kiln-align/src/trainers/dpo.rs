@@ -74,10 +74,7 @@ pub fn verifiable_pairs<P: SequencePolicy>(
             "flip rate must lie in [0, 0.5)",
         ));
     }
-    let prompts: Vec<Vec<u32>> = problems
-        .iter()
-        .map(|p| policy.codec().encode_prompt(&p.prompt))
-        .collect::<Result<_>>()?;
+    let prompts = super::encode_prompts(policy.codec(), problems)?;
     let drawn = if samples > 0 {
         policy.sample(&prompts, samples, sampling, rng)?
     } else {
