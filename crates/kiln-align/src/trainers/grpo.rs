@@ -678,7 +678,11 @@ mod tests {
                     // Narrow clips, so that ratios a few small steps away from 1 clip
                     // (keeping DAPO's clip-higher asymmetry).
                     eps_low: 0.05,
-                    eps_high: if variant == PgVariant::Dapo { 0.07 } else { 0.05 },
+                    eps_high: if variant == PgVariant::Dapo {
+                        0.07
+                    } else {
+                        0.05
+                    },
                     sampling: SampleOptions {
                         max_new_tokens: 4,
                         ..SampleOptions::default()
