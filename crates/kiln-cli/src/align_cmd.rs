@@ -24,9 +24,11 @@
 //! (`"chat": false` turns that off), ends completions at its end-of-sequence token, and is
 //! judged on the answer its prose states (`Problem::extract_answer`).
 //! `trainer` is the algorithm's config (`SftConfig`, `PgConfig`, `NftConfig`, `CapoConfig`,
-//! `DpoConfig` of `kiln-align`). `dpo` and `rdpo` also take `preferences`: pairs built from
-//! the task (a verified-correct completion over a wrong one, each sampled from the starting
-//! model when it has one, the order flipped at `flip_rate`).
+//! `DpoConfig` of `kiln-align`); in `sft`, `grpo`, `dapo` and `lite-ppo` its `"engine"` is
+//! `"auto"` (the default: the host training engine for a Llama on a CPU device, burn
+//! otherwise), `"host"` or `"burn"`. `dpo` and `rdpo` also take `preferences`: pairs built
+//! from the task (a verified-correct completion over a wrong one, each sampled from the
+//! starting model when it has one, the order flipped at `flip_rate`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

@@ -16,11 +16,14 @@
 //!   attention probabilities, the attention output, the gate/up pre-activations and the
 //!   SwiGLU output;
 //! - the loss `L = sum_i w_i (lse(z_i) - z_i[y_i]) / max(sum_i w_i, 1)` (the normalization of
-//!   kiln-align's `sft_loss`; the plain mean when all weights are 1) **fused with the
+//!   kiln-align's `sft_loss`; the plain mean when all weights are 1), or any loss
+//!   `L = sum_i l_i(logp_i)` given per token as a function of its log-probability
+//!   ([`CpuTrainer::token_loss_and_grads`]: the policy-gradient surrogates), **fused with the
 //!   unembedding**: rows with a nonzero weight are processed in chunks of [`HEAD_CHUNK`]; per
-//!   chunk, logits `z = h W_U^T` -> log-sum-exp -> `dz = w_i (softmax(z) - onehot(y)) / W`
-//!   -> `dW_U += dz^T h` and `dh = dz W_U`, so neither the `[B T, V]` logits nor their
-//!   gradient ever exist in full;
+//!   chunk, logits `z = h W_U^T` -> log-sum-exp -> `logp_i = z_i[y_i] - lse(z_i)` ->
+//!   `dz = l_i'(logp_i) (onehot(y) - softmax(z))` (for the cross-entropy
+//!   `l_i' = -w_i / W`) -> `dW_U += dz^T h` and `dh = dz W_U`, so neither the `[B T, V]`
+//!   logits nor their gradient ever exist in full;
 //! - the backward of every block (RMSNorm, SwiGLU, grouped-query causal attention with its
 //!   softmax, RoPE, residuals), then the embedding gradient, which for tied embeddings adds
 //!   onto the unembedding's share;
@@ -526,7 +529,42 @@ impl CpuTrainer {
 
     /// Forward and backward pass of `batch`: returns the loss (see the module docs) and
     /// leaves its gradient in [`CpuTrainer::grads`] (overwritten, not accumulated).
+    ///
+    /// The weighted cross-entropy is the per-token loss
+    /// `l_i(logp_i) = -w_i logp_i / max(sum_j w_j, 1)` of [`CpuTrainer::token_loss_and_grads`]
+    /// (derivative `-w_i / max(sum_j w_j, 1)`), so both share one head.
     pub fn loss_and_grads(&mut self, batch: &NextTokenBatch<'_>) -> Result<f32> {
+        self.check(batch)?;
+        let weights = batch.weights;
+        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let denom = (0..batch.inputs.len()).map(weight).sum::<f32>().max(1.0);
+        let nll = |i: usize, logp: f32| {
+            let c = -weight(i) / denom;
+            (c * logp, c)
+        };
+        Ok(self.token_loss_and_grads(batch, &nll, false)?.loss)
+    }
+
+    /// Forward and backward pass of a loss that is a sum over predicted tokens of a function
+    /// of each token's log-probability, `L = sum_i l_i(logp_i)` with
+    /// `logp_i = log softmax(z_i)[y_i]`: `loss(i, logp_i)` returns `(l_i, dl_i/dlogp_i)` for
+    /// token `i` (its index in `[B, T]` order). The policy-gradient surrogates (clipped ratio,
+    /// k3 KL, any aggregation) are of this form, and since
+    /// `d logp_i / d z_i = onehot(y_i) - softmax(z_i)`, the logits' gradient is
+    /// `dz_i = (dl_i/dlogp_i) (onehot(y_i) - softmax(z_i))`: the head needs nothing else.
+    ///
+    /// Only the tokens with a nonzero `batch.weights` entry (all tokens without weights) are
+    /// *active*: `loss` is called for them alone, and the others neither enter the
+    /// unembedding nor get a gradient (the weights' values are `loss`'s business; here they
+    /// only select). With `entropy`, the report carries the mean over active tokens of the
+    /// softmax's entropy `H_i = lse(z_i) - sum_v p_v z_v`, computed in the same pass over each
+    /// logits row. The gradient is left in [`CpuTrainer::grads`] (overwritten).
+    pub fn token_loss_and_grads(
+        &mut self,
+        batch: &NextTokenBatch<'_>,
+        loss: &TokenLoss<'_>,
+        entropy: bool,
+    ) -> Result<TokenLossReport> {
         self.check(batch)?;
         let (rows, t) = (batch.rows, batch.len());
         if self
@@ -551,10 +589,52 @@ impl CpuTrainer {
             .ok_or_else(|| invalid("workspace", "missing", "allocated above"))?;
         let dims = Dims::new(config, rows, t);
         forward(config, layout, params, batch.inputs, &dims, ws);
-        let loss = head_loss_and_backward(config, layout, params, grads, batch, &dims, ws);
+        let mut logprobs = vec![0f32; dims.n];
+        let head = Head {
+            batch,
+            loss,
+            entropy,
+        };
+        let (value, entropy_sum, active) = head_loss_and_backward(
+            config,
+            layout,
+            params,
+            grads,
+            &head,
+            &dims,
+            ws,
+            &mut logprobs,
+        );
         backward(config, layout, params, grads, batch.inputs, &dims, ws);
-        Ok(loss)
+        Ok(TokenLossReport {
+            loss: value as f32,
+            entropy: entropy.then(|| (entropy_sum / active.max(1) as f64) as f32),
+            logprobs,
+        })
     }
+}
+
+/// The loss of one predicted token as a function of its log-probability (see
+/// [`CpuTrainer::token_loss_and_grads`]): called with the token's index in `[B, T]` order
+/// and `logp_i`, returns `(l_i, dl_i/dlogp_i)`. Called from several threads at once.
+pub type TokenLoss<'a> = dyn Fn(usize, f32) -> (f32, f32) + Sync + 'a;
+
+/// What [`CpuTrainer::token_loss_and_grads`] measured before the gradient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLossReport {
+    /// `L = sum_i l_i(logp_i)` over the active tokens (summed in `f64`).
+    pub loss: f32,
+    /// Mean softmax entropy (nats) over the active tokens, when asked for.
+    pub entropy: Option<f32>,
+    /// `[B, T]`: `logp_i` of every active token, 0 elsewhere.
+    pub logprobs: Vec<f32>,
+}
+
+/// The per-token loss of one head pass and what it reports.
+struct Head<'a, 'b> {
+    batch: &'a NextTokenBatch<'a>,
+    loss: &'a TokenLoss<'b>,
+    entropy: bool,
 }
 
 /// Shapes of one step.
@@ -652,23 +732,31 @@ fn forward(c: &LlamaConfig, lay: &Layout, p: &[f32], ids: &[u32], s: &Dims, ws: 
     );
 }
 
-/// The fused unembedding and cross-entropy (see the module docs): returns the loss, writes
-/// the unembedding's gradient (overwriting it) and the gradient of the final normalized
-/// hidden states into `ws.grad`.
+/// The fused unembedding and per-token loss (see the module docs and
+/// [`CpuTrainer::token_loss_and_grads`]): returns the loss, the sum of the active tokens'
+/// entropies (0 unless asked for) and their count; writes each active token's
+/// log-probability into `logprobs`, the unembedding's gradient (overwriting it) and the
+/// gradient of the final normalized hidden states into `ws.grad`.
+#[allow(clippy::too_many_arguments)]
 fn head_loss_and_backward(
     c: &LlamaConfig,
     lay: &Layout,
     p: &[f32],
     g: &mut [f32],
-    batch: &NextTokenBatch<'_>,
+    head_loss: &Head<'_, '_>,
     s: &Dims,
     ws: &mut Workspace,
-) -> f32 {
+    logprobs: &mut [f32],
+) -> (f64, f64, usize) {
     let (n, d, v) = (s.n, s.d, c.vocab_size);
-    let weight = |i: usize| batch.weights.map_or(1.0, |w| w[i]);
-    let active: Vec<usize> = (0..n).filter(|&i| weight(i) != 0.0).collect();
-    let total: f32 = (0..n).map(weight).sum();
-    let denom = total.max(1.0);
+    let Head {
+        batch,
+        loss,
+        entropy,
+    } = *head_loss;
+    let active: Vec<usize> = (0..n)
+        .filter(|&i| batch.weights.is_none_or(|w| w[i] != 0.0))
+        .collect();
     let head = lay.head.unwrap_or(lay.embed);
     let wu = &p[head..head + v * d];
     let gu = &mut g[head..head + v * d];
@@ -676,9 +764,9 @@ fn head_loss_and_backward(
     dh.fill(0.0);
     if active.is_empty() {
         gu.fill(0.0);
-        return 0.0;
+        return (0.0, 0.0, 0);
     }
-    let mut loss = 0f64;
+    let (mut total, mut entropy_sum) = (0f64, 0f64);
     for (ci, chunk) in active.chunks(HEAD_CHUNK).enumerate() {
         let r = chunk.len();
         let rows = &mut ws.head_rows[..r * d];
@@ -687,26 +775,49 @@ fn head_loss_and_backward(
         }
         let z = &mut ws.logits[..r * v];
         mm_nt(r, v, d, rows, wu, z, false);
-        loss += z
+        let per_row: Vec<(f64, f64, f32)> = z
             .par_chunks_mut(v)
             .zip(chunk.par_iter())
             .map(|(zr, &i)| {
                 let tgt = batch.targets[i] as usize;
                 let zt = zr[tgt];
                 let mx = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for x in zr.iter_mut() {
-                    *x = (*x - mx).exp();
-                    sum += *x;
+                let (mut sum, mut dot) = (0f32, 0f32);
+                if entropy {
+                    // sum_v e^{z_v - max} (z_v - max), for H = log(sum) - dot / sum.
+                    for x in zr.iter_mut() {
+                        let u = *x - mx;
+                        *x = u.exp();
+                        sum += *x;
+                        dot += *x * u;
+                    }
+                } else {
+                    for x in zr.iter_mut() {
+                        *x = (*x - mx).exp();
+                        sum += *x;
+                    }
                 }
-                let scale = weight(i) / denom;
-                let inv = scale / sum;
+                let lse = sum.ln();
+                // log softmax(z)[tgt] = z_t - max - log(sum e^{z - max}).
+                let logp = zt - mx - lse;
+                let (l, dl) = loss(i, logp);
+                // dz = dl (onehot(y) - softmax(z)).
+                let inv = -dl / sum;
                 zr.iter_mut().for_each(|x| *x *= inv);
-                zr[tgt] -= scale;
-                // -log softmax(z)[tgt] = max + log(sum e^{z - max}) - z_t.
-                f64::from(weight(i)) * (f64::from(mx) + f64::from(sum.ln()) - f64::from(zt))
+                zr[tgt] += dl;
+                let h = if entropy {
+                    f64::from(lse) - f64::from(dot) / f64::from(sum)
+                } else {
+                    0.0
+                };
+                (f64::from(l), h, logp)
             })
-            .sum::<f64>();
+            .collect();
+        for ((l, h, logp), &i) in per_row.into_iter().zip(chunk) {
+            total += l;
+            entropy_sum += h;
+            logprobs[i] = logp;
+        }
         // dW_U (+)= dz^T h_rows; dh_rows = dz W_U.
         let drows = &mut ws.head_drows[..r * d];
         linear_backward((r, v, d), z, rows, wu, gu, ci > 0, drows);
@@ -714,7 +825,7 @@ fn head_loss_and_backward(
             dh[i * d..(i + 1) * d].copy_from_slice(src);
         }
     }
-    (loss / f64::from(denom)) as f32
+    (total, entropy_sum, active.len())
 }
 
 fn backward(
@@ -1435,6 +1546,156 @@ mod tests {
                 &g[1].2,
                 1e-3,
             );
+        }
+    }
+
+    /// The clipped surrogate with a k3 KL term (kiln-align's `pg_loss` per token, with
+    /// per-token aggregation weights `coef`), written in burn ops.
+    #[allow(clippy::too_many_arguments)]
+    fn burn_pg_loss(
+        m: &Llama,
+        b: &NextTokenBatch<'_>,
+        old: &[f32],
+        reference: &[f32],
+        adv: &[f32],
+        coef: &[f32],
+        (lo, hi, beta): (f32, f32, f32),
+    ) -> (Tensor<1>, Tensor<1>, Vec<f32>) {
+        let (rows, t) = (b.rows, b.len());
+        let device = m.device();
+        let ints = |v: &[u32], shape: Vec<usize>| {
+            let data: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
+            TensorData::new(data, shape)
+        };
+        let host =
+            |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [rows, t]), &device);
+        let inputs = Tensor::<2, Int>::from_data(ints(b.inputs, vec![rows, t]), &device);
+        let targets = Tensor::<3, Int>::from_data(ints(b.targets, vec![rows, t, 1]), &device);
+        let logp_all = log_softmax(m.forward(inputs), 2);
+        let entropy = (logp_all.clone().exp() * logp_all.clone())
+            .sum_dim(2)
+            .reshape([rows, t])
+            .neg();
+        let logp = logp_all.gather(2, targets).reshape([rows, t]);
+        let ratio = (logp.clone() - host(old)).exp();
+        let unclipped = ratio.clone() * host(adv);
+        let clipped = ratio.clamp(lo, hi) * host(adv);
+        let x = host(reference) - logp.clone();
+        let k3 = x.clone().exp() - x - 1.0;
+        let per_token = unclipped.min_pair(clipped).neg() + k3 * beta;
+        let active: Vec<f32> = b.weights.map_or(vec![1.0; rows * t], |w| {
+            w.iter().map(|&x| f32::from(u8::from(x != 0.0))).collect()
+        });
+        let mean_entropy = (entropy * host(&active)).sum() / active.iter().sum::<f32>().max(1.0);
+        let logp_host: Vec<f32> = (logp.detach() * host(&active))
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        ((per_token * host(coef)).sum(), mean_entropy, logp_host)
+    }
+
+    /// The per-token entry point on GRPO's loss: ratios spread over both clip bounds,
+    /// advantages of both signs, a KL term and sequence-mean weights; the loss, the entropy,
+    /// the log-probabilities and every parameter's gradient equal burn autodiff of the same
+    /// loss.
+    #[test]
+    fn token_loss_gradients_equal_burn_autodiff() {
+        let device = cpu().autodiff();
+        let (lo, hi, beta) = (0.8f32, 1.28f32, 0.1f32);
+        for (ci, case) in cases().iter().enumerate().skip(1) {
+            let c = config(case.tied);
+            let m = random_model(&c, 20 + ci as u64, &device);
+            let (inputs, targets, weights) = batch_data(&c, case, ci as u64 + 200);
+            let mask: Vec<f32> = weights
+                .iter()
+                .map(|&w| f32::from(u8::from(w != 0.0)))
+                .collect();
+            let batch = NextTokenBatch::new(case.rows, &inputs, &targets, Some(&mask));
+            let n = mask.len();
+            // logp of the model itself, shifted by noise: ratios exp(-0.5 u) in [0.6, 1.65].
+            let (_, _, logp0) = burn_pg_loss(
+                &m,
+                &batch,
+                &vec![0.0; n],
+                &vec![0.0; n],
+                &vec![0.0; n],
+                &vec![0.0; n],
+                (lo, hi, beta),
+            );
+            let old: Vec<f32> = logp0
+                .iter()
+                .zip(noise(ci as u64 + 300, n))
+                .map(|(l, u)| l + 0.5 * u)
+                .collect();
+            let reference: Vec<f32> = logp0
+                .iter()
+                .zip(noise(ci as u64 + 400, n))
+                .map(|(l, u)| l + 0.3 * u)
+                .collect();
+            let adv = noise(ci as u64 + 500, n);
+            let lens: Vec<f32> = mask
+                .chunks(case.t)
+                .map(|r| r.iter().sum::<f32>().max(1.0))
+                .collect();
+            let coef: Vec<f32> = (0..n)
+                .map(|i| mask[i] / (case.rows as f32 * lens[i / case.t]))
+                .collect();
+            let (loss, entropy, logp) =
+                burn_pg_loss(&m, &batch, &old, &reference, &adv, &coef, (lo, hi, beta));
+            let want = scalar(loss.clone());
+            let want_entropy = scalar(entropy);
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            let pg = |i: usize, lp: f32| {
+                let r = (lp - old[i]).exp();
+                let (unclipped, clipped) = (r * adv[i], r.clamp(lo, hi) * adv[i]);
+                // burn's min_pair keeps the unclipped side on ties; clamp passes the gradient
+                // inside [lo, hi] inclusive.
+                let (surr, dsurr) = if clipped < unclipped {
+                    (
+                        clipped,
+                        if (lo..=hi).contains(&r) {
+                            r * adv[i]
+                        } else {
+                            0.0
+                        },
+                    )
+                } else {
+                    (unclipped, r * adv[i])
+                };
+                let x = reference[i] - lp;
+                (
+                    coef[i] * (-surr + beta * (x.exp() - x - 1.0)),
+                    coef[i] * (-dsurr + beta * (1.0 - x.exp())),
+                )
+            };
+            let mut e = CpuTrainer::from_model(&m, &AdamSettings::default()).unwrap();
+            let got = e.token_loss_and_grads(&batch, &pg, true).unwrap();
+            let clipped = (0..n)
+                .filter(|&i| mask[i] != 0.0 && !(lo..=hi).contains(&(logp[i] - old[i]).exp()))
+                .count();
+            assert!(
+                clipped > 0 && clipped < n / 2,
+                "case {ci}: {clipped} clipped"
+            );
+            assert!(
+                (got.loss - want).abs() < 1e-5 * want.abs().max(1.0),
+                "case {ci}: {} vs {want}",
+                got.loss
+            );
+            let h = got.entropy.unwrap();
+            assert!(
+                (h - want_entropy).abs() < 1e-5 * want_entropy.abs().max(1.0),
+                "{h} vs {want_entropy}"
+            );
+            assert_close(&format!("case {ci}: logprobs"), &got.logprobs, &logp, 1e-5);
+            for (name, _, g) in m.hf_grads(&grads) {
+                assert_close(
+                    &format!("case {ci}: {name}"),
+                    e.tensor_grad(&name).unwrap(),
+                    &g,
+                    1e-3,
+                );
+            }
         }
     }
 

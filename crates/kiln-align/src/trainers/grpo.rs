@@ -16,8 +16,16 @@
 //!
 //! Metrics per step: `train/reward`, `train/accuracy`, `train/kl`, `train/clip_fraction`,
 //! `train/entropy`, `train/response_length`, `train/filtered_groups`, `train/loss`.
+//!
+//! Engines of step 4 ([`PgEngine`]): burn autodiff of [`pg_loss`] for any
+//! [`SequencePolicy`], or, for a `kiln_lm` Llama on a CPU device, the host training engine
+//! [`kiln_lm::cpu_train::CpuTrainer`] with `pg_loss` written out per token
+//! ([`pg_token_loss`]). Rollouts, old/reference log-probabilities, advantages and the random
+//! stream are the same on both (the host engine's weights are written back into the policy
+//! after every step, before the next rollout), so the two runs agree to `f32` rounding.
 
 use burn::optim::GradientsParams;
+use kiln_lm::cpu_train::{CpuTrainer, NextTokenBatch};
 use kiln_rl::Callback;
 use kiln_tensor::{AdamSettings, clip_grad_norm};
 use rand::RngExt;
@@ -27,7 +35,9 @@ use serde::{Deserialize, Serialize};
 use crate::advantages;
 use crate::error::{Result, invalid};
 use crate::losses::{Aggregation, PgLossConfig, PgLossInputs, pg_loss};
-use crate::policy::{SampleOptions, SequencePolicy, host_logprobs, host_tensor, to_host};
+use crate::policy::{
+    SampleOptions, SequencePolicy, TokenBatch, host_logprobs, host_tensor, to_host,
+};
 use crate::tasks::{Problem, RewardConfig};
 use crate::trainers::{Probe, Rollout, no_probe, per_row};
 
@@ -87,6 +97,23 @@ pub struct PgConfig {
     pub max_grad_norm: f64,
     /// Adam settings.
     pub adam: AdamSettings,
+    /// Which implementation optimizes the surrogate (default `auto`).
+    #[serde(default)]
+    pub engine: PgEngine,
+}
+
+/// The implementation of step 4, the optimization of the clipped surrogate (the same
+/// spelling as SFT's `engine`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PgEngine {
+    /// The host engine when the policy is a Llama on a CPU device, burn otherwise.
+    #[default]
+    Auto,
+    /// The host engine (an error for a policy that is not a Llama).
+    Host,
+    /// burn autodiff on the policy's device.
+    Burn,
 }
 
 impl PgConfig {
@@ -109,6 +136,7 @@ impl PgConfig {
             group_baseline: false,
             max_grad_norm: 1.0,
             adam: AdamSettings::default(),
+            engine: PgEngine::Auto,
         };
         match variant {
             PgVariant::Grpo => Self { beta: 0.04, ..base },
@@ -203,6 +231,23 @@ pub fn train_pg_probed<P: SequencePolicy>(
     probe: Probe<'_, P>,
 ) -> Result<P> {
     config.validate()?;
+    let host = match config.engine {
+        PgEngine::Burn => false,
+        PgEngine::Auto => policy.llama().is_some() && kiln_tensor::is_cpu_device(&policy.device()),
+        PgEngine::Host => true,
+    };
+    let mut trainer = if host {
+        let llama = policy.llama().ok_or_else(|| {
+            invalid(
+                "engine",
+                "host",
+                "the host engine trains kiln-lm Llama policies only",
+            )
+        })?;
+        Some(CpuTrainer::from_model(llama, &config.adam).map_err(model_err)?)
+    } else {
+        None
+    };
     let reference = policy.valid();
     let mut optim = config.adam.build()?;
     let g = config.group;
@@ -325,39 +370,54 @@ pub fn train_pg_probed<P: SequencePolicy>(
 
         // 4. Optimize the surrogate mu times on this batch.
         let mut diag = [0.0f64; 4];
-        for _ in 0..config.inner_epochs {
-            let device = policy.device();
-            let scores = policy.token_scores(&batch)?;
-            let mask = batch.mask_tensor(&device);
-            let out = pg_loss(
-                PgLossInputs {
-                    logprobs: scores.logprobs,
-                    old_logprobs: host_tensor(&old, b, t, &device),
-                    ref_logprobs: refl.as_ref().map(|r| host_tensor(r, b, t, &device)),
-                    advantages: host_tensor(&adv_host, b, t, &device),
-                    mask: mask.clone(),
-                },
-                &loss_cfg,
-            );
-            let entropy =
-                (scores.entropy.detach() * mask.clone()).sum() / mask.sum().clamp_min(1.0);
-            let d = to_host(burn::tensor::Tensor::cat(
-                vec![
-                    out.loss.clone().detach(),
-                    out.kl,
-                    out.clip_fraction,
-                    entropy,
-                ],
-                0,
-            ));
-            diag = [d[0], d[1], d[2], d[3]].map(f64::from);
-            let grads = GradientsParams::from_grads(out.loss.backward(), &policy);
-            let grads = if config.max_grad_norm > 0.0 {
-                clip_grad_norm(&policy, grads, config.max_grad_norm).0
-            } else {
-                grads
+        if let Some(trainer) = trainer.as_mut() {
+            let constants = PgConstants {
+                old: &old,
+                reference: refl.as_deref(),
+                advantages: &adv_host,
             };
-            policy = optim.step(config.lr, policy, grads);
+            diag = optimize_host(trainer, &batch, &constants, &loss_cfg, config)?;
+            // The next rollout samples from the updated weights.
+            let llama = policy
+                .llama()
+                .cloned()
+                .ok_or_else(|| invalid("engine", "host", "the policy stopped being a Llama"))?;
+            policy = policy.with_llama(trainer.load_into(llama).map_err(model_err)?);
+        } else {
+            for _ in 0..config.inner_epochs {
+                let device = policy.device();
+                let scores = policy.token_scores(&batch)?;
+                let mask = batch.mask_tensor(&device);
+                let out = pg_loss(
+                    PgLossInputs {
+                        logprobs: scores.logprobs,
+                        old_logprobs: host_tensor(&old, b, t, &device),
+                        ref_logprobs: refl.as_ref().map(|r| host_tensor(r, b, t, &device)),
+                        advantages: host_tensor(&adv_host, b, t, &device),
+                        mask: mask.clone(),
+                    },
+                    &loss_cfg,
+                );
+                let entropy =
+                    (scores.entropy.detach() * mask.clone()).sum() / mask.sum().clamp_min(1.0);
+                let d = to_host(burn::tensor::Tensor::cat(
+                    vec![
+                        out.loss.clone().detach(),
+                        out.kl,
+                        out.clip_fraction,
+                        entropy,
+                    ],
+                    0,
+                ));
+                diag = [d[0], d[1], d[2], d[3]].map(f64::from);
+                let grads = GradientsParams::from_grads(out.loss.backward(), &policy);
+                let grads = if config.max_grad_norm > 0.0 {
+                    clip_grad_norm(&policy, grads, config.max_grad_norm).0
+                } else {
+                    grads
+                };
+                policy = optim.step(config.lr, policy, grads);
+            }
         }
         let n = rollout.rewards.len() as f64;
         let metrics = [
@@ -388,6 +448,167 @@ pub fn train_pg_probed<P: SequencePolicy>(
     Ok(policy)
 }
 
+fn model_err(e: kiln_lm::LmError) -> crate::error::AlignError {
+    crate::error::AlignError::Model(e.to_string())
+}
+
+/// The constants of the surrogate, `[B, T]` over the full sequences of the batch (zero off
+/// the completion mask).
+struct PgConstants<'a> {
+    /// `log pi_old` of the sampling policy.
+    old: &'a [f32],
+    /// `log pi_ref` of the frozen reference, when `beta > 0`.
+    reference: Option<&'a [f32]>,
+    /// Per-token advantages.
+    advantages: &'a [f32],
+}
+
+/// The weight of each token in the aggregated loss of [`crate::losses::aggregate`], `[B, T]`:
+/// `mask / (B max(len_i, 1))` for the sequence mean (DeepSeekMath eq. 3), `mask / max(sum
+/// mask, 1)` for the token mean (DAPO Sec. 3.3), `mask / (B max_len)` for the constant
+/// normaliser (Dr. GRPO Sec. 3.2). The aggregated loss is `sum_t w_t l_t`.
+fn aggregation_weights(batch: &TokenBatch, how: Aggregation) -> Vec<f32> {
+    let (b, t) = (batch.batch, batch.len);
+    match how {
+        Aggregation::SequenceMean => batch
+            .mask
+            .chunks_exact(t)
+            .flat_map(|row| {
+                let len = row.iter().sum::<f32>().max(1.0);
+                row.iter().map(move |m| m / (b as f32 * len))
+            })
+            .collect(),
+        Aggregation::TokenMean => {
+            let total = batch.mask.iter().sum::<f32>().max(1.0);
+            batch.mask.iter().map(|m| m / total).collect()
+        }
+        Aggregation::ConstantNorm { max_len } => {
+            let norm = (b as f64 * max_len) as f32;
+            batch.mask.iter().map(|m| m / norm).collect()
+        }
+    }
+}
+
+/// One token's term of [`pg_loss`] and its derivative in the token's log-probability `logp`
+/// (what the host engine's head needs, [`CpuTrainer::token_loss_and_grads`]):
+///
+/// `l = w (-min(r A, clip(r, lo, hi) A) + beta k3)`, `r = exp(logp - old)`,
+/// `k3 = exp(x) - x - 1` with `x = ref - logp` (DeepSeekMath eq. 4), so
+/// `dl/dlogp = w (-d min/dlogp + beta (1 - exp(ref - logp)))` with `dr/dlogp = r`.
+///
+/// The subgradient of the min is the one burn's autodiff takes in [`pg_loss`], so the
+/// engines agree on ties too: `min_pair` keeps the unclipped side unless the clipped one is
+/// strictly smaller (derivative `r A`), and `clamp` (a `clamp_max` then a `clamp_min`
+/// through `mask_fill`) passes the gradient where `lo <= r <= hi` and blocks it outside (so
+/// a strictly smaller clipped branch has derivative 0: it is only smaller when `r` is out
+/// of bounds). `reference` is `Some` only when the KL term is in the loss.
+fn pg_token_loss(
+    logp: f32,
+    old: f32,
+    advantage: f32,
+    reference: Option<f32>,
+    weight: f32,
+    (lo, hi, beta): (f32, f32, f32),
+) -> (f32, f32) {
+    let r = (logp - old).exp();
+    let unclipped = r * advantage;
+    let clipped = r.clamp(lo, hi) * advantage;
+    let (surrogate, d_surrogate) = if clipped < unclipped {
+        let passes = (lo..=hi).contains(&r);
+        (clipped, if passes { r * advantage } else { 0.0 })
+    } else {
+        (unclipped, r * advantage)
+    };
+    let (mut l, mut dl) = (-surrogate, -d_surrogate);
+    if let Some(reference) = reference {
+        let x = reference - logp;
+        l += beta * (x.exp() - x - 1.0);
+        dl += beta * (1.0 - x.exp());
+    }
+    (weight * l, weight * dl)
+}
+
+/// Step 4 on the host engine: `inner_epochs` times the per-token loss of [`pg_loss`]
+/// ([`pg_token_loss`] times the aggregation weight of [`aggregation_weights`]) through
+/// [`CpuTrainer::token_loss_and_grads`], the gradient clipped to `max_grad_norm` and one
+/// AdamW step. Returns the diagnostics of the last epoch, measured before its step as the
+/// burn path does: `[loss, token-mean k3 KL, clip fraction, token-mean entropy]`.
+///
+/// The trainer predicts token `t + 1` from `ids[..=t]` ([`NextTokenBatch::shift`]) while
+/// the batch's mask and constants are over the full sequence, so prediction `[r, t - 1]` is
+/// scored by `mask[r, t]` (as in SFT's host engine).
+fn optimize_host(
+    trainer: &mut CpuTrainer,
+    batch: &TokenBatch,
+    constants: &PgConstants<'_>,
+    loss: &PgLossConfig,
+    config: &PgConfig,
+) -> Result<[f64; 4]> {
+    let (b, t) = (batch.batch, batch.len);
+    if t < 2 {
+        // No token is predicted: burn's loss has no gradient either.
+        return Ok([0.0; 4]);
+    }
+    let (inputs, targets) = NextTokenBatch::shift(&batch.ids, b).map_err(model_err)?;
+    let active: Vec<f32> = batch
+        .mask
+        .chunks_exact(t)
+        .flat_map(|row| row[1..].iter().copied())
+        .collect();
+    let nb = NextTokenBatch::new(b, &inputs, &targets, Some(&active));
+    let full = |i: usize| (i / (t - 1)) * t + i % (t - 1) + 1;
+    let weights = aggregation_weights(batch, loss.aggregation);
+    let bounds = (
+        (1.0 - loss.eps_low) as f32,
+        (1.0 + loss.eps_high) as f32,
+        loss.beta as f32,
+    );
+    let kl_in_loss = constants.reference.filter(|_| loss.beta != 0.0);
+    let per_token = |i: usize, logp: f32| {
+        let j = full(i);
+        pg_token_loss(
+            logp,
+            constants.old[j],
+            constants.advantages[j],
+            kl_in_loss.map(|r| r[j]),
+            weights[j],
+            bounds,
+        )
+    };
+    let tokens = active.iter().filter(|&&m| m != 0.0).count().max(1) as f64;
+    let mut diag = [0.0f64; 4];
+    for _ in 0..config.inner_epochs {
+        let report = trainer
+            .token_loss_and_grads(&nb, &per_token, true)
+            .map_err(model_err)?;
+        let (mut kl, mut clipped) = (0f64, 0usize);
+        for (i, &logp) in report.logprobs.iter().enumerate() {
+            if active[i] == 0.0 {
+                continue;
+            }
+            let j = full(i);
+            if let Some(r) = constants.reference {
+                let x = r[j] - logp;
+                kl += f64::from(x.exp() - x - 1.0);
+            }
+            let ratio = (logp - constants.old[j]).exp();
+            let a = constants.advantages[j];
+            clipped += usize::from(ratio.clamp(bounds.0, bounds.1) * a < ratio * a);
+        }
+        diag = [
+            f64::from(report.loss),
+            kl / tokens,
+            clipped as f64 / tokens,
+            report.entropy.map_or(0.0, f64::from),
+        ];
+        if config.max_grad_norm > 0.0 {
+            trainer.clip_grad_norm(config.max_grad_norm);
+        }
+        trainer.adam_step(config.lr).map_err(model_err)?;
+    }
+    Ok(diag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +637,122 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    /// The burn and host engines run the same GRPO (k3 KL in the loss, 3 inner epochs so
+    /// ratios leave 1 and clip), DAPO (token mean, clip-higher) and Dr. GRPO (constant
+    /// normaliser) on a briefly SFT-warmed tiny Llama: the same rollouts, per-step loss, KL,
+    /// clip fraction and entropy to 1e-4, and final weights to `f32` rounding. The host
+    /// engine needs a Llama.
+    #[test]
+    fn host_engine_equals_burn_engine() {
+        use crate::llama::tiny_char_llama;
+        let device = cpu().autodiff();
+        let splits =
+            TaskSplits::new(TaskSpec::new(TaskKind::Addition, 1).unwrap(), 2, 60, 4).unwrap();
+        kiln_tensor::Seeds::new(6).seed_device(&device);
+        let policy = tiny_char_llama(32, 1, &device).unwrap();
+        let sft = SftConfig {
+            epochs: 8,
+            batch_size: Some(8),
+            lr: Some(1e-2),
+            ..SftConfig::default()
+        };
+        let mut rng = StdRng::seed_from_u64(6);
+        let (warm, _) = train_sft(policy, &splits.train, &sft, &mut rng, &mut NoCallback).unwrap();
+        let mut clipped_somewhere = false;
+        for (variant, inner_epochs) in [
+            (PgVariant::Grpo, 3),
+            (PgVariant::Dapo, 2),
+            (PgVariant::DrGrpo, 2),
+        ] {
+            let mut runs = Vec::new();
+            for engine in [PgEngine::Burn, PgEngine::Host] {
+                let config = PgConfig {
+                    steps: 3,
+                    prompts_per_step: 4,
+                    group: 4,
+                    inner_epochs,
+                    lr: 3e-3,
+                    beta: if variant == PgVariant::Grpo { 0.1 } else { 0.0 },
+                    // Narrow clips, so that ratios a few small steps away from 1 clip
+                    // (keeping DAPO's clip-higher asymmetry).
+                    eps_low: 0.05,
+                    eps_high: if variant == PgVariant::Dapo {
+                        0.07
+                    } else {
+                        0.05
+                    },
+                    sampling: SampleOptions {
+                        max_new_tokens: 4,
+                        ..SampleOptions::default()
+                    },
+                    engine,
+                    ..PgConfig::preset(variant)
+                };
+                let mut log: Vec<Vec<(String, f64)>> = vec![];
+                let mut cb = FnCallback(|_, m: &[(&str, f64)]| {
+                    log.push(m.iter().map(|(k, v)| ((*k).to_string(), *v)).collect());
+                    true
+                });
+                let mut rng = StdRng::seed_from_u64(11);
+                let trained =
+                    train_pg(warm.clone(), &splits.train, &config, &mut rng, &mut cb).unwrap();
+                runs.push((log, trained.hf_weights()));
+            }
+            let ((burn_log, burn_w), (host_log, host_w)) = (&runs[0], &runs[1]);
+            assert_eq!(burn_log.len(), 3, "{variant:?}");
+            assert_eq!(host_log.len(), 3, "{variant:?}");
+            for (step, (b, h)) in burn_log.iter().zip(host_log).enumerate() {
+                println!("{variant:?} step {step}: burn {b:?}\n  host {h:?}");
+                for ((k, x), (k2, y)) in b.iter().zip(h) {
+                    assert_eq!(k, k2);
+                    assert!(
+                        (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                        "{variant:?} step {step} {k}: burn {x} host {y}"
+                    );
+                    clipped_somewhere |= k == "train/clip_fraction" && *x > 0.0;
+                }
+            }
+            // As in SFT's engine test: Adam moves an entry by about lr whatever its gradient's
+            // size, so the few entries whose gradient is rounding noise may step either way.
+            for ((name, _, b), (_, _, h)) in burn_w.iter().zip(host_w) {
+                let off = b
+                    .iter()
+                    .zip(h)
+                    .filter(|(x, y)| (*x - *y).abs() > 1e-4)
+                    .count();
+                let worst = b
+                    .iter()
+                    .zip(h)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    off * 100 <= b.len() && worst < 2.0 * 3e-3 * (3 * inner_epochs) as f32,
+                    "{variant:?} {name}: {off} of {} off, worst {worst}",
+                    b.len()
+                );
+            }
+        }
+        assert!(clipped_somewhere, "no step clipped a ratio");
+        let tiny = TinyLmConfig::default().init(&device).unwrap();
+        let host = PgConfig {
+            steps: 1,
+            engine: PgEngine::Host,
+            ..PgConfig::preset(PgVariant::Grpo)
+        };
+        let mut rng = StdRng::seed_from_u64(0);
+        let err = train_pg(tiny, &splits.train, &host, &mut rng, &mut NoCallback).unwrap_err();
+        assert!(err.to_string().contains("`engine`"), "{err}");
+        // `engine` is optional (default `auto`) and spelled as SFT's.
+        let mut json = serde_json::to_value(PgConfig::preset(PgVariant::Grpo)).unwrap();
+        assert_eq!(json["engine"], "auto");
+        json.as_object_mut().unwrap().remove("engine");
+        let c: PgConfig = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(c.engine, PgEngine::Auto);
+        json["engine"] = "host".into();
+        let c: PgConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(c.engine, PgEngine::Host);
     }
 
     /// A briefly SFT-warmed tiny model on 1-digit addition: each family member raises the
