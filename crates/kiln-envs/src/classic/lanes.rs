@@ -36,9 +36,9 @@
 pub(crate) const LANES: usize = 32;
 
 /// Largest distance, in ulps of `hi`, between the accurate value `hi + lo`
-/// and `hi` that still decides glibc's result, for results below 2^-30: `0.43
-/// + 0.0001` (this kernel's error, measured below 3e-5 ulp) `+ 0.548` (glibc's
-/// documented maximum over all paths) stays below 1 by 0.02 ulp. Such results
+/// and `hi` that still decides glibc's result, for results below 2^-30:
+/// `0.43 + 0.0001` (this kernel's error, measured below 3e-5 ulp) `+ 0.548`
+/// (glibc's documented maximum over all paths) stays below 1 by 0.02 ulp. Such results
 /// come only from inputs next to a multiple of `pi/2`, where glibc's own range
 /// reduction error, which [`BAND_ULP`] does not bound, can be a sizeable part
 /// of the result.
@@ -394,7 +394,7 @@ fn cos_lane_with(x: f64, accept: impl Fn(f64, f64) -> bool) -> (f64, bool) {
 /// fallbacks then loop over set bits, with one hard-to-predict branch per
 /// call (the loop's end) rather than one per lane.
 #[inline(always)]
-fn undecided(ok: &[bool; LANES]) -> u64 {
+pub(crate) fn undecided(ok: &[bool; LANES]) -> u64 {
     let mut m = 0;
     for (i, &o) in ok.iter().enumerate() {
         m |= u64::from(!o) << i;
@@ -404,7 +404,7 @@ fn undecided(ok: &[bool; LANES]) -> u64 {
 
 /// Call `f` with each set bit's index.
 #[inline(always)]
-fn for_each_bit(mut m: u64, mut f: impl FnMut(usize)) {
+pub(crate) fn for_each_bit(mut m: u64, mut f: impl FnMut(usize)) {
     while m != 0 {
         f(m.trailing_zeros() as usize);
         m &= m - 1;
@@ -423,7 +423,9 @@ pub(crate) fn sin_cos_lanes(x: &[f64; LANES], sin: &mut [f64; LANES], cos: &mut 
     for_each_bit(undecided(&cos_ok), |i| cos[i] = x[i].cos());
 }
 
-/// `cos` of every lane, bit-identical to `f64::cos`.
+/// `cos` of every lane, bit-identical to `f64::cos` (the batch steps call
+/// [`cos_lane`] in their own passes; the tests check the lanes through this).
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn cos_lanes(x: &[f64; LANES], cos: &mut [f64; LANES]) {
     let mut cos_ok = [false; LANES];
@@ -672,7 +674,10 @@ mod tests {
             let handles: Vec<_> = (0..threads)
                 .map(|t| s.spawn(move || check_dynamics_ranges(1_000_000_000 / threads, 1000 + t)))
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("sweep thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("sweep thread"))
+                .collect()
         });
         let (compared, widened) = results
             .iter()

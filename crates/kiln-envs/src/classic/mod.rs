@@ -561,7 +561,10 @@ mod tests {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("sweep thread")).sum()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("sweep thread"))
+                .sum()
         });
         eprintln!("{widened} squares in the widened band");
         assert!(widened > 10_000_000, "{widened}");
