@@ -316,18 +316,29 @@ fn dsdt_lanes(
     sin_t2: &Lanes,
     cos_t2: &Lanes,
 ) -> [Lanes; 4] {
-    let mut arg2 = [0.0; LANES];
-    let mut arg1 = [0.0; LANES];
+    // The four values that depend on `y` alone in one vector pass, then the
+    // C library for all their undecided lanes: one scalar phase per stage
+    // instead of one between every two vector loops.
+    let (mut arg2, mut arg1) = ([0.0; LANES], [0.0; LANES]);
+    let (mut cos2, mut cos1) = ([0.0; LANES], [0.0; LANES]);
+    let (mut dth2_sq, mut dth1_sq) = ([0.0; LANES], [0.0; LANES]);
+    let mut ok = [[false; LANES]; 4];
     for i in 0..LANES {
         arg2[i] = y[0][i] + y[1][i] - PI / 2.0;
         arg1[i] = y[0][i] - PI / 2.0;
+        (cos2[i], ok[0][i]) = lanes::cos_lane(arg2[i]);
+        (cos1[i], ok[1][i]) = lanes::cos_lane(arg1[i]);
+        (dth2_sq[i], ok[2][i]) = super::py_square_fast(y[3][i]);
+        (dth1_sq[i], ok[3][i]) = super::py_square_fast(y[2][i]);
     }
-    let (mut cos2, mut cos1) = ([0.0; LANES], [0.0; LANES]);
-    lanes::cos_lanes(&arg2, &mut cos2);
-    lanes::cos_lanes(&arg1, &mut cos1);
-    let (mut dth2_sq, mut dth1_sq) = ([0.0; LANES], [0.0; LANES]);
-    lanes::py_square_lanes(&y[3], &mut dth2_sq);
-    lanes::py_square_lanes(&y[2], &mut dth1_sq);
+    lanes::for_each_bit(lanes::undecided(&ok[0]), |i| cos2[i] = arg2[i].cos());
+    lanes::for_each_bit(lanes::undecided(&ok[1]), |i| cos1[i] = arg1[i].cos());
+    lanes::for_each_bit(lanes::undecided(&ok[2]), |i| {
+        dth2_sq[i] = super::py_square(y[3][i]);
+    });
+    lanes::for_each_bit(lanes::undecided(&ok[3]), |i| {
+        dth1_sq[i] = super::py_square(y[2][i]);
+    });
     let (mut d1, mut d2, mut phi1, mut phi2) =
         ([0.0; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]);
     for i in 0..LANES {
@@ -418,14 +429,21 @@ fn acrobot_lanes(k: &AcrobotConsts, b: &mut AcrobotBlock) {
         }
     }
     let (th1, th2) = (b.s[0], b.s[1]);
-    lanes::sin_cos_lanes(&th2, &mut b.sin_t2, &mut b.cos_t2);
-    lanes::sin_cos_lanes(&th1, &mut b.sin_t1, &mut b.cos_t1);
+    // one vector pass for the five values, then the C library (as in `dsdt_lanes`)
     let mut sum = [0.0; LANES];
+    let mut cos_sum = [0.0; LANES];
+    let mut ok = [[false; LANES]; 5];
     for i in 0..LANES {
         sum[i] = th2[i] + th1[i];
+        (b.sin_t2[i], b.cos_t2[i], ok[0][i], ok[1][i]) = lanes::sin_cos_lane(th2[i]);
+        (b.sin_t1[i], b.cos_t1[i], ok[2][i], ok[3][i]) = lanes::sin_cos_lane(th1[i]);
+        (cos_sum[i], ok[4][i]) = lanes::cos_lane(sum[i]);
     }
-    let mut cos_sum = [0.0; LANES];
-    lanes::cos_lanes(&sum, &mut cos_sum);
+    lanes::for_each_bit(lanes::undecided(&ok[0]), |i| b.sin_t2[i] = th2[i].sin());
+    lanes::for_each_bit(lanes::undecided(&ok[1]), |i| b.cos_t2[i] = th2[i].cos());
+    lanes::for_each_bit(lanes::undecided(&ok[2]), |i| b.sin_t1[i] = th1[i].sin());
+    lanes::for_each_bit(lanes::undecided(&ok[3]), |i| b.cos_t1[i] = th1[i].cos());
+    lanes::for_each_bit(lanes::undecided(&ok[4]), |i| cos_sum[i] = sum[i].cos());
     for i in 0..LANES {
         b.terminal[i] = -b.cos_t1[i] - cos_sum[i] > 1.0;
     }

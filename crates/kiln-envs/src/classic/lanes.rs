@@ -9,15 +9,17 @@
 //! unevaluated sums `hi + lo` (Cody–Waite reduction by `pi/2` in
 //! double-double, Taylor polynomials with double-double leading terms, all
 //! products with FMA), within 3e-5 ulp of the true value (measured against
-//! 200-bit references). glibc's `sin`/`cos` (IBM's `s_sin.c`) err by at most
-//! 0.548 ulp. When `hi + lo` lies within [`CERTAIN_ULP`] ulp of `hi`, every
-//! other double is more than 0.56 ulp away from the true value, so glibc must
-//! return `hi` as well. The other lanes (about 13 %: those near a rounding
-//! midpoint, results that are powers of two, where the spacing below halves,
-//! and inputs outside `[2^-26, 2^12]`) call the C library, so the lanes always
-//! equal `f64::sin`/`f64::cos` bit for bit (the tests compare them on 2·10^5
-//! inputs of the environments' ranges and edge cases, and on 10^8 with
-//! `--ignored`).
+//! 200-bit references). glibc's `sin`/`cos` (IBM's `s_sin.c`) compute a
+//! double-double approximation and round it once; [`decided`] bounds that
+//! approximation's error per binade of the result (at most 0.024 ulp, see
+//! [`BAND_ULP`]), and when `hi + lo` lies close enough to `hi` that the
+//! approximation cannot cross a rounding midpoint, glibc must return `hi` as
+//! well. The other lanes (about 6 %: those near a rounding midpoint, results
+//! that are powers of two, where the spacing below halves, and inputs outside
+//! `[2^-26, 2^12]`) call the C library, so the lanes always equal
+//! `f64::sin`/`f64::cos` bit for bit (the tests compare them on 2·10^5 inputs
+//! of the environments' ranges and edge cases, on 10^8 with `--ignored`, and
+//! on 10^9 of Acrobot's and Pendulum's ranges with `--ignored`).
 //!
 //! The kernels are plain Rust on `[f64; LANES]` arrays; [`vector_features`]
 //! says whether this CPU has FMA and 256- or 512-bit vectors, and the batch
@@ -34,10 +36,41 @@
 pub(crate) const LANES: usize = 32;
 
 /// Largest distance, in ulps of `hi`, between the accurate value `hi + lo`
-/// and `hi` that still decides glibc's result: `0.43 + 0.0001` (this kernel's
-/// error, measured below 3e-5 ulp) `+ 0.548` (glibc's documented maximum)
-/// stays below 1 by 0.02 ulp, room for a glibc error a little above that.
+/// and `hi` that still decides glibc's result, for results below 2^-30:
+/// `0.43 + 0.0001` (this kernel's error, measured below 3e-5 ulp) `+ 0.548`
+/// (glibc's documented maximum over all paths) stays below 1 by 0.02 ulp. Such results
+/// come only from inputs next to a multiple of `pi/2`, where glibc's own range
+/// reduction error, which [`BAND_ULP`] does not bound, can be a sizeable part
+/// of the result.
 pub(crate) const CERTAIN_ULP: f64 = 0.43;
+
+/// The acceptance band for results of at least 2^-30 (the binade `[1/8, 1/4)`
+/// excepted, see [`BAND_EIGHTH_ULP`]): glibc's `__sin`/`__cos` (2.28+, for
+/// `|x| < 105414350`) return one of three expressions, each a double-double
+/// rounded once, and the approximation `t` before that rounding errs by `δ`:
+///
+/// - `TAYLOR_SIN` (reduced `|x| < 0.126`): `x + t`, `t ≈ -x^3/6` within about
+///   5 roundings, so `δ ≤ 6·2^-53·|x|^3/6 ≤ 0.016` ulp (`x^2 < 0.016`, and the
+///   ulp is at least `|sin x|·2^-53`).
+/// - `do_cos` (results in `[0.655, 1]`): `cs + cor` with `|cor| < 2^-8`; the
+///   roundings that reach the result are those of `x + dx`, `s`, `sn·s` and
+///   `cor`, each at most `2^-62` (`2^-61` for `x + dx` at the interval's end)
+///   times a factor below 1, so `δ ≤ 0.009` ulp (ulp `2^-53`).
+/// - `do_sin` from the table (results above `sin 0.126 ≥ 1/8`): `sn + cor`,
+///   with the roundings of `s`, `cs·s` and `cor`, each at most `2^-62`, so
+///   `δ ≤ 3·2^-62 = 0.012` ulp for results of at least 1/4 (0.006 from 1/2).
+///
+/// The table (`sincostab.c`) is correct to `2^-108` and both polynomials to
+/// `2^-68.9` (checked against 200-bit values), the reduction `hp0 + hp1` to
+/// `2^-107` and `reduce_sincos` to 136 bits: below `10^-4` ulp for results
+/// above 2^-30. GCC may contract products into FMAs, which only removes
+/// roundings. So for these binades `δ ≤ 0.016` and glibc returns `hi` when
+/// `|lo| + 0.0001 + 0.016 < 0.5` ulp: 0.47 leaves 0.014 ulp to spare.
+pub(crate) const BAND_ULP: f64 = 0.47;
+
+/// The band for results in `[1/8, 1/4)`: there `do_sin`'s three roundings of
+/// `2^-62` are `3·2^-7 ≈ 0.024` ulp (ulp `2^-55`), so 0.46 leaves 0.016.
+pub(crate) const BAND_EIGHTH_ULP: f64 = 0.46;
 
 /// Which vector instructions the batch kernels may use on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,14 +220,24 @@ fn horner(z: f64, c: &[f64]) -> f64 {
     acc
 }
 
-/// `true` when glibc must round the accurate value `hi + lo` to `hi` (see the
-/// module docs): `lo` within [`CERTAIN_ULP`] of `hi`'s ulp and `hi` not a power
-/// of two.
+/// `true` when glibc must round the accurate value `hi + lo` to `hi` (see
+/// [`BAND_ULP`]): `lo` within the band of `hi`'s binade of `hi`'s ulp and `hi`
+/// not a power of two.
 #[inline(always)]
 fn decided(hi: f64, lo: f64) -> bool {
     const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
-    let ulp = f64::from_bits(hi.to_bits() & 0x7ff0_0000_0000_0000) * f64::EPSILON;
-    (lo.abs() < CERTAIN_ULP * ulp) & (hi.to_bits() & MANTISSA != 0)
+    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+    let binade = hi.to_bits() & EXPONENT;
+    let ulp = f64::from_bits(binade) * f64::EPSILON;
+    // selects, not branches: lanes vectorize
+    let band = if binade == 0.125_f64.to_bits() {
+        BAND_EIGHTH_ULP
+    } else if binade >= 9.313_225_746_154_785e-10_f64.to_bits() {
+        BAND_ULP
+    } else {
+        CERTAIN_ULP
+    };
+    (lo.abs() < band * ulp) & (hi.to_bits() & MANTISSA != 0)
 }
 
 /// `sin x` and `cos x` for one lane: `(sin, cos, sin_decided, cos_decided)`.
@@ -204,6 +247,14 @@ fn decided(hi: f64, lo: f64) -> bool {
 #[inline(always)]
 #[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
 pub(crate) fn sin_cos_lane(x: f64) -> (f64, f64, bool, bool) {
+    sin_cos_lane_with(x, decided)
+}
+
+/// [`sin_cos_lane`] with the acceptance rule `accept(hi, lo)` as a parameter
+/// (the tests pick out the lanes that only the widened bands accept).
+#[inline(always)]
+#[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
+fn sin_cos_lane_with(x: f64, accept: impl Fn(f64, f64) -> bool) -> (f64, f64, bool, bool) {
     let ax = x.abs();
     // `&`, not `&&` (here and below): no branches, so lanes vectorize.
     let in_range = (ax >= 1.490_116_119_384_765_6e-8) & (ax <= 4096.0);
@@ -268,8 +319,8 @@ pub(crate) fn sin_cos_lane(x: f64) -> (f64, f64, bool, bool) {
     (
         sin,
         cos,
-        in_range & decided(s_hi, s_lo),
-        in_range & decided(c_hi, c_lo),
+        in_range & accept(s_hi, s_lo),
+        in_range & accept(c_hi, c_lo),
     )
 }
 
@@ -285,6 +336,13 @@ const S3: (f64, f64) = (-0.000_198_412_698_412_698_4, -1.720_955_829_342_070_5e-
 #[inline(always)]
 #[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
 pub(crate) fn cos_lane(x: f64) -> (f64, bool) {
+    cos_lane_with(x, decided)
+}
+
+/// [`cos_lane`] with the acceptance rule as a parameter, as [`sin_cos_lane_with`].
+#[inline(always)]
+#[allow(clippy::manual_range_contains)] // `&` of comparisons: no branch
+fn cos_lane_with(x: f64, accept: impl Fn(f64, f64) -> bool) -> (f64, bool) {
     let ax = x.abs();
     let in_range = (ax >= 1.490_116_119_384_765_6e-8) & (ax <= 4096.0);
     let t = x.mul_add(TWO_OVER_PI, ROUND_MAGIC);
@@ -329,14 +387,14 @@ pub(crate) fn cos_lane(x: f64) -> (f64, bool) {
     };
     let (h, l) = fast_two_sum(h, l + (ue + rl * rl_factor));
     let neg = (quadrant == 1) | (quadrant == 2);
-    (if neg { -h } else { h }, in_range & decided(h, l))
+    (if neg { -h } else { h }, in_range & accept(h, l))
 }
 
 /// The lanes whose flag is `false`, as bits (lane `i` is bit `i`). The
 /// fallbacks then loop over set bits, with one hard-to-predict branch per
 /// call (the loop's end) rather than one per lane.
 #[inline(always)]
-fn undecided(ok: &[bool; LANES]) -> u64 {
+pub(crate) fn undecided(ok: &[bool; LANES]) -> u64 {
     let mut m = 0;
     for (i, &o) in ok.iter().enumerate() {
         m |= u64::from(!o) << i;
@@ -346,7 +404,7 @@ fn undecided(ok: &[bool; LANES]) -> u64 {
 
 /// Call `f` with each set bit's index.
 #[inline(always)]
-fn for_each_bit(mut m: u64, mut f: impl FnMut(usize)) {
+pub(crate) fn for_each_bit(mut m: u64, mut f: impl FnMut(usize)) {
     while m != 0 {
         f(m.trailing_zeros() as usize);
         m &= m - 1;
@@ -365,7 +423,9 @@ pub(crate) fn sin_cos_lanes(x: &[f64; LANES], sin: &mut [f64; LANES], cos: &mut 
     for_each_bit(undecided(&cos_ok), |i| cos[i] = x[i].cos());
 }
 
-/// `cos` of every lane, bit-identical to `f64::cos`.
+/// `cos` of every lane, bit-identical to `f64::cos` (the batch steps call
+/// [`cos_lane`] in their own passes; the tests check the lanes through this).
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn cos_lanes(x: &[f64; LANES], cos: &mut [f64; LANES]) {
     let mut cos_ok = [false; LANES];
@@ -541,6 +601,91 @@ mod tests {
         }
     }
 
+    /// Lanes that [`decided`] accepts but the former uniform 0.43-ulp rule
+    /// did not: where the widened bands' argument is put to the test.
+    fn newly_accepted(hi: f64, lo: f64) -> bool {
+        let ulp = f64::from_bits(hi.to_bits() & 0x7ff0_0000_0000_0000) * f64::EPSILON;
+        decided(hi, lo) & (lo.abs() >= CERTAIN_ULP * ulp)
+    }
+
+    /// Inputs of Acrobot's and Pendulum's ranges: wrapped angles, RK4 stage
+    /// angles, sums of both angles, those minus `pi/2`, Pendulum's unbounded
+    /// angle, and small angles (results below 1/8, `TAYLOR_SIN` in glibc).
+    fn sample_dynamics(rng: &mut rand::rngs::Xoshiro256PlusPlus, i: u64) -> f64 {
+        use std::f64::consts::PI;
+        match i % 6 {
+            0 => rng.random_range(-PI..PI),
+            1 => rng.random_range(-PI - 3.0..PI + 3.0),
+            2 => rng.random_range(-2.0 * PI..2.0 * PI),
+            3 => rng.random_range(-2.5 * PI - 3.0..1.5 * PI + 3.0),
+            4 => rng.random_range(-85.0..85.0),
+            _ => rng.random_range(-1.0..1.0) * 2f64.powi(rng.random_range(-20..2)),
+        }
+    }
+
+    /// `n` inputs of [`sample_dynamics`] through `sin_cos_lane` and
+    /// `cos_lane`, every decided value compared with the C library: returns
+    /// the number of values compared and of those only the widened bands
+    /// accept.
+    fn check_dynamics_ranges(n: u64, seed: u64) -> (u64, u64) {
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let (mut compared, mut widened) = (0, 0);
+        for i in 0..n {
+            let x = sample_dynamics(&mut rng, i);
+            let (s, c, s_ok, c_ok) = sin_cos_lane(x);
+            let (_, _, s_new, c_new) = sin_cos_lane_with(x, newly_accepted);
+            let (c1, c1_ok) = cos_lane(x);
+            let (_, c1_new) = cos_lane_with(x, newly_accepted);
+            let (ls, lc) = (x.sin(), x.cos());
+            if s_ok {
+                assert_eq!(s.to_bits(), ls.to_bits(), "sin({x:e})");
+            }
+            if c_ok {
+                assert_eq!(c.to_bits(), lc.to_bits(), "cos({x:e})");
+            }
+            if c1_ok {
+                assert_eq!(c1.to_bits(), lc.to_bits(), "cos({x:e}) alone");
+            }
+            compared += u64::from(s_ok) + u64::from(c_ok) + u64::from(c1_ok);
+            widened += u64::from(s_new) + u64::from(c_new) + u64::from(c1_new);
+        }
+        (compared, widened)
+    }
+
+    #[test]
+    fn dynamics_ranges_equal_libm() {
+        if vector_features().is_none() {
+            return;
+        }
+        let (compared, widened) = check_dynamics_ranges(200_000, 11);
+        assert!(widened > 10_000, "{widened} of {compared}");
+    }
+
+    /// 10^9 inputs of Acrobot's and Pendulum's ranges, about 2.6·10^9
+    /// decided values, 2·10^8 of them in the widened bands.
+    #[test]
+    #[ignore = "slow: 2 * 10^9 C-library calls"]
+    fn dynamics_ranges_equal_libm_1e9() {
+        if vector_features().is_none() {
+            return;
+        }
+        let threads = 8;
+        let results: Vec<(u64, u64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| s.spawn(move || check_dynamics_ranges(1_000_000_000 / threads, 1000 + t)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("sweep thread"))
+                .collect()
+        });
+        let (compared, widened) = results
+            .iter()
+            .fold((0, 0), |(a, b), &(c, w)| (a + c, b + w));
+        eprintln!("compared {compared} decided values, {widened} in the widened bands");
+        assert!(widened > 100_000_000, "{widened} of {compared}");
+    }
+
     #[test]
     fn sin_cos_lanes_equal_libm() {
         check_against_libm(200_000, 1);
@@ -559,7 +704,7 @@ mod tests {
 
     /// The kernel's own error, against a reference with more bits: with
     /// `f64::sin` agreeing with `hi` on the decided lanes, `|hi + lo - sin x|`
-    /// must stay far below the 0.43-ulp margin; also reports the share of
+    /// must stay far below the margins of `decided`; also reports the share of
     /// lanes that fall back to the C library.
     #[test]
     fn sin_cos_fallback_rate_is_modest() {
