@@ -102,19 +102,10 @@ pub struct PgConfig {
     pub engine: PgEngine,
 }
 
-/// The implementation of step 4, the optimization of the clipped surrogate (the same
-/// spelling as SFT's `engine`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PgEngine {
-    /// The host engine when the policy is a Llama on a CPU device, burn otherwise.
-    #[default]
-    Auto,
-    /// The host engine (an error for a policy that is not a Llama).
-    Host,
-    /// burn autodiff on the policy's device.
-    Burn,
-}
+/// The implementation of step 4, the optimization of the clipped surrogate: SFT's engine
+/// switch (`auto` = the host engine for a Llama on a CPU device, `host`, `burn`), one type
+/// so both configs spell and decide it alike.
+pub type PgEngine = crate::trainers::sft::SftEngine;
 
 impl PgConfig {
     /// The paper defaults of a variant, at miniature scale (16 prompts x 8, lr 1e-3).
