@@ -222,22 +222,12 @@ pub fn train_pg_probed<P: SequencePolicy>(
     probe: Probe<'_, P>,
 ) -> Result<P> {
     config.validate()?;
-    let host = match config.engine {
-        PgEngine::Burn => false,
-        PgEngine::Auto => policy.llama().is_some() && kiln_tensor::is_cpu_device(&policy.device()),
-        PgEngine::Host => true,
-    };
-    let mut trainer = if host {
-        let llama = policy.llama().ok_or_else(|| {
-            invalid(
-                "engine",
-                "host",
-                "the host engine trains kiln-lm Llama policies only",
-            )
-        })?;
-        Some(CpuTrainer::from_model(llama, &config.adam).map_err(model_err)?)
-    } else {
-        None
+    let host = config.engine.use_host(&policy)?;
+    let mut trainer = match policy.llama() {
+        Some(llama) if host => {
+            Some(CpuTrainer::from_model(llama, &config.adam).map_err(model_err)?)
+        }
+        _ => None,
     };
     let reference = policy.valid();
     let mut optim = config.adam.build()?;

@@ -57,6 +57,25 @@ pub enum SftEngine {
     Burn,
 }
 
+impl SftEngine {
+    /// Whether a run on `policy` takes the host engine: `auto` does for a kiln-lm Llama on a
+    /// CPU device; `host` on any other policy is an error naming `engine`.
+    pub fn use_host<P: SequencePolicy>(self, policy: &P) -> Result<bool> {
+        match self {
+            Self::Burn => Ok(false),
+            Self::Auto => {
+                Ok(policy.llama().is_some() && kiln_tensor::is_cpu_device(&policy.device()))
+            }
+            Self::Host if policy.llama().is_none() => Err(invalid(
+                "engine",
+                "host",
+                "the host engine trains kiln-lm Llama policies only",
+            )),
+            Self::Host => Ok(true),
+        }
+    }
+}
+
 impl Default for SftConfig {
     fn default() -> Self {
         Self {
@@ -180,20 +199,7 @@ pub fn train_sft<P: SequencePolicy>(
         .map(|(p, a)| p.iter().chain(a).copied().collect())
         .collect();
     let resolved = config.resolve(policy.non_embedding_params(), &joined)?;
-    let host = match config.engine {
-        SftEngine::Burn => false,
-        SftEngine::Auto => policy.llama().is_some() && kiln_tensor::is_cpu_device(&policy.device()),
-        SftEngine::Host => {
-            if policy.llama().is_none() {
-                return Err(invalid(
-                    "engine",
-                    "host",
-                    "the host engine trains kiln-lm Llama policies only",
-                ));
-            }
-            true
-        }
-    };
+    let host = config.engine.use_host(&policy)?;
     if host {
         return train_sft_host(policy, &examples, config, resolved, rng, callback);
     }
